@@ -1,0 +1,93 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// 9. Vault refuses to run a plugin binary whose SHA-256 differs from the registered
+// one, and the user sees why: through the API and through the CLI.
+func TestBadSHA256Refused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, pluginName)
+	copyFile(t, suite.pluginPath, bin)
+	v := startVault(t, VaultOptions{PluginDir: dir})
+	f := newFake(t)
+
+	// Registered as built, then the file on disk is swapped for a different one.
+	registerPlugin(t, v)
+	fh, err := os.OpenFile(bin, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fh.Write([]byte("tampered")); err != nil {
+		t.Fatal(err)
+	}
+	fh.Close()
+
+	err = v.Client.Sys().Mount("openai", &api.MountInput{Type: pluginName, Config: api.MountConfigInput{PluginVersion: suite.version}})
+	if err == nil {
+		t.Fatalf("Vault mounted a plugin whose binary does not match its SHA-256")
+	}
+	if _, msg := responseError(err); !strings.Contains(msg, "checksums did not match") {
+		t.Errorf("mount error %q does not say the checksum did not match", msg)
+	}
+	_, stderr, code := v.CLI("secrets", "enable", "-path=openai-cli", "-plugin-version="+suite.version, pluginName)
+	if code == 0 {
+		t.Errorf("vault secrets enable succeeded with a tampered binary")
+	}
+	if !strings.Contains(stderr, "checksums did not match") {
+		t.Errorf("vault secrets enable told the user %q, want the checksum mismatch", stderr)
+	}
+
+	// Registering with a SHA-256 that is not the binary's is refused the same way, at
+	// registration or at the latest when mounting.
+	_, stderr, code = v.CLI("plugin", "register", "-sha256="+strings.Repeat("ab", 32),
+		"-version=v0.0.1", "-command="+pluginName, "secret", pluginName)
+	if code == 0 {
+		_, stderr, code = v.CLI("secrets", "enable", "-path=openai-wrong", "-plugin-version=v0.0.1", pluginName)
+	}
+	if code == 0 || !strings.Contains(stderr, "checksums did not match") {
+		t.Errorf("wrong -sha256: exit %d, stderr %q; want a refusal naming the checksum mismatch", code, stderr)
+	}
+
+	mounts, err := v.Client.Sys().ListMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range mounts {
+		if strings.HasPrefix(p, "openai") {
+			t.Errorf("mount %s exists although the plugin was refused", p)
+		}
+	}
+	if len(f.Calls()) != 0 {
+		t.Errorf("the refused plugin reached the Admin API: %v", f.Calls())
+	}
+}
+
+func copyFile(t testing.TB, src, dst string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,193 @@
+# shellcheck shell=bash
+# Shared set-up for demo.sh and dev.sh: build, start the fake Admin API and a dev Vault,
+# register and mount the plugin, write config and a role, enable a file audit device.
+# Only Go, the vault CLI, our fake binary and coreutils are needed (no curl, no jq).
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PLUGIN_NAME=vault-plugin-openai
+PLUGIN_VERSION="${PLUGIN_VERSION:-v0.1.0}"
+MOUNT=openai
+ROLE=demo
+
+step_no=0
+step() {
+	step_no=$((step_no + 1))
+	printf '\n\033[1m[%d] %s\033[0m\n' "$step_no" "$*"
+}
+info() { printf '    %s\n' "$*"; }
+die() {
+	printf 'error: %s\n' "$*" >&2
+	exit 1
+}
+
+# rand_hex N prints N random bytes as hex.
+rand_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
+
+# mask shows enough of a secret to recognise it, never enough to use it.
+mask() {
+	local s=$1
+	if ((${#s} <= 12)); then
+		printf '****'
+	else
+		printf '%s…%s (%d chars)' "${s:0:6}" "${s: -4}" "${#s}"
+	fi
+}
+
+# jfield KEY reads the pretty-printed JSON the vault CLI emits on stdin and prints the
+# first value of KEY. Enough for the flat string/number fields used here.
+jfield() {
+	local key=$1 line
+	local str="^[[:space:]]*\"$key\":[[:space:]]*\"(.*)\",?[[:space:]]*$"
+	local scalar="^[[:space:]]*\"$key\":[[:space:]]*([^\",]*),?[[:space:]]*$"
+	while IFS= read -r line; do
+		if [[ $line =~ $str ]] || [[ $line =~ $scalar ]]; then
+			printf '%s\n' "${BASH_REMATCH[1]}"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# port_in_use uses bash's /dev/tcp: a refused connection means nobody listens there.
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+free_port() {
+	local p i
+	for i in $(seq 1 50); do
+		p=$((20000 + RANDOM % 40000))
+		if ! port_in_use "$p"; then
+			echo "$p"
+			return 0
+		fi
+	done
+	die "no free loopback port found"
+}
+
+# detach starts a command in its own session, so a Ctrl-C at the terminal reaches only
+# this script (whose trap then shuts things down in order) and `make dev` servers
+# outlive the terminal. nohup is the fallback where setsid is missing.
+detach() {
+	if command -v setsid >/dev/null; then
+		setsid "$@"
+	else
+		nohup "$@"
+	fi
+}
+
+# Real OpenAI when both variables are set; the fake otherwise.
+use_real_openai() {
+	if [[ -n "${OPENAI_ADMIN_KEY:-}" || -n "${OPENAI_PROJECT_ID:-}" ]]; then
+		[[ -n "${OPENAI_ADMIN_KEY:-}" && -n "${OPENAI_PROJECT_ID:-}" ]] ||
+			die "set both OPENAI_ADMIN_KEY and OPENAI_PROJECT_ID to use the real OpenAI (or neither for the fake)"
+		return 0
+	fi
+	return 1
+}
+
+build_all() {
+	command -v go >/dev/null || die "Go is required (https://go.dev/dl/)"
+	mkdir -p "$ROOT/bin"
+	(cd "$ROOT" && go build -trimpath \
+		-ldflags "-X github.com/vault-plugin-openai/vault-plugin-openai/backend.Version=$PLUGIN_VERSION" \
+		-o bin/$PLUGIN_NAME ./cmd/vault-plugin-openai)
+	(cd "$ROOT" && go build -trimpath -o bin/fake-openai ./cmd/fake-openai)
+	VAULT="$("$ROOT/scripts/vault.sh")"
+	info "plugin   $ROOT/bin/$PLUGIN_NAME ($PLUGIN_VERSION)"
+	info "vault    $VAULT ($("$VAULT" version | head -n1))"
+}
+
+# start_fake sets FAKE_PID, OPENAI_BASE, ADMIN_KEY, PROJECT_ID.
+start_fake() {
+	ADMIN_KEY="sk-admin-demo$(rand_hex 24)"
+	PROJECT_ID=proj_fake_active
+	rm -f "$WORK/fake.url"
+	FAKE_OPENAI_ADMIN_KEY="$ADMIN_KEY" detach "$ROOT/bin/fake-openai" -addr 127.0.0.1:0 \
+		-addr-file "$WORK/fake.url" >"$WORK/fake.log" 2>&1 &
+	FAKE_PID=$!
+	local i
+	for i in $(seq 1 100); do
+		[[ -s "$WORK/fake.url" ]] && break
+		kill -0 "$FAKE_PID" 2>/dev/null || { cat "$WORK/fake.log" >&2; die "fake Admin API exited"; }
+		sleep 0.1
+	done
+	[[ -s "$WORK/fake.url" ]] || die "fake Admin API did not start (log: $WORK/fake.log)"
+	OPENAI_BASE="$(cat "$WORK/fake.url")"
+}
+
+# start_vault sets VAULT_PID, VAULT_ADDR, VAULT_TOKEN. The plugin directory starts empty
+# so that dev mode registers nothing by itself; the explicit registration is the point.
+start_vault() {
+	local attempt port i
+	mkdir -p "$WORK/plugins"
+	VAULT_TOKEN="root-$(rand_hex 8)"
+	for attempt in 1 2 3; do
+		port="$(free_port)"
+		detach "$VAULT" server -dev -dev-root-token-id="$VAULT_TOKEN" \
+			-dev-listen-address="127.0.0.1:$port" -dev-plugin-dir="$WORK/plugins" \
+			-dev-no-store-token >"$WORK/vault.log" 2>&1 &
+		VAULT_PID=$!
+		export VAULT_ADDR="http://127.0.0.1:$port" VAULT_TOKEN
+		for i in $(seq 1 300); do
+			kill -0 "$VAULT_PID" 2>/dev/null || break
+			if "$VAULT" status >/dev/null 2>&1; then
+				return 0
+			fi
+			sleep 0.1
+		done
+		if kill -0 "$VAULT_PID" 2>/dev/null; then
+			tail -n 20 "$WORK/vault.log" >&2
+			die "Vault did not become ready within 30s (log: $WORK/vault.log)"
+		fi
+		# Most likely the port was taken between the check and the bind; try another.
+		wait "$VAULT_PID" 2>/dev/null || true
+		VAULT_PID=
+	done
+	tail -n 20 "$WORK/vault.log" >&2
+	die "Vault failed to start (log: $WORK/vault.log)"
+}
+
+register_and_mount() {
+	cp "$ROOT/bin/$PLUGIN_NAME" "$WORK/plugins/$PLUGIN_NAME"
+	local sum
+	sum="$(sha256sum "$WORK/plugins/$PLUGIN_NAME" | cut -d' ' -f1)"
+	"$VAULT" plugin register -sha256="$sum" -version="$PLUGIN_VERSION" \
+		-command="$PLUGIN_NAME" secret "$PLUGIN_NAME" >/dev/null
+	info "registered $PLUGIN_NAME $PLUGIN_VERSION (sha256 ${sum:0:16}…)"
+	"$VAULT" secrets enable -path="$MOUNT" -plugin-version="$PLUGIN_VERSION" "$PLUGIN_NAME" >/dev/null
+	local running
+	running="$("$VAULT" read -field=running_plugin_version "sys/mounts/$MOUNT" 2>/dev/null || true)"
+	info "enabled at $MOUNT/ (running version ${running:-unknown})"
+}
+
+# configure writes the engine config (admin key via stdin, never argv), a role and a
+# file audit device.
+configure() {
+	local role_ttl=$1 role_max_ttl=$2 key base project
+	if use_real_openai; then
+		key=$OPENAI_ADMIN_KEY
+		project=$OPENAI_PROJECT_ID
+		base=${OPENAI_BASE_URL:-}
+	else
+		key=$ADMIN_KEY
+		project=$PROJECT_ID
+		base=$OPENAI_BASE
+	fi
+	local args=()
+	[[ -n "$base" ]] && args+=("base_url=$base")
+	[[ -n "${OPENAI_ADMIN_KEY_ID:-}" ]] && use_real_openai && args+=("admin_api_key_id=$OPENAI_ADMIN_KEY_ID")
+	[[ -n "${OPENAI_ORG_ID:-}" ]] && use_real_openai && args+=("organization_id=$OPENAI_ORG_ID")
+	"$VAULT" audit enable file file_path="$WORK/audit.log" >/dev/null
+	info "file audit device -> $WORK/audit.log"
+	printf '%s' "$key" | "$VAULT" write "$MOUNT/config" admin_api_key=- "${args[@]}" >/dev/null
+	info "config written: admin key $(mask "$key") (id $("$VAULT" read -field=admin_api_key_id "$MOUNT/config"))"
+	info "base_url $("$VAULT" read -field=base_url "$MOUNT/config")"
+	"$VAULT" write "$MOUNT/roles/$ROLE" project_id="$project" ttl="$role_ttl" max_ttl="$role_max_ttl" >/dev/null
+	info "role $ROLE: project $project, ttl $role_ttl, max_ttl $role_max_ttl"
+}
+
+# fake_has ACCOUNT_ID reports whether the fake holds that live service account.
+fake_has() { "$ROOT/bin/fake-openai" accounts -url "$OPENAI_BASE" | grep -qF -- "$1"; }
+
+show_fake_accounts() {
+	"$ROOT/bin/fake-openai" accounts -url "$OPENAI_BASE" | sed 's/^/      /'
+}
