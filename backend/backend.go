@@ -1,0 +1,140 @@
+// Package backend is the OpenAI secrets engine: it holds one OpenAI admin key
+// and issues short-lived project service-account keys on Vault leases.
+package backend
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Version is stamped at build time with -ldflags "-X .../backend.Version=v1.2.3".
+var Version = "v0.0.0-dev"
+
+const operationPrefix = "openai"
+
+// walRollbackMinAgeEnv lets tests and operators shorten how long a WAL entry
+// must age before Vault's rollback manager acts on it (see README).
+const walRollbackMinAgeEnv = "OPENAI_PLUGIN_WAL_ROLLBACK_MIN_AGE"
+
+// defaultWALRollbackMinAge must exceed the longest create call (retries
+// included) so rollback never races an issue still in flight.
+const defaultWALRollbackMinAge = 5 * time.Minute
+
+const backendHelp = `
+The OpenAI secrets engine issues short-lived OpenAI API keys. Each key belongs
+to its own project service account, created when a lease is issued and deleted
+when the lease is revoked or expires. Write the organization's admin API key to
+"config", define roles under "roles/", then read "creds/<role>".
+`
+
+// Factory is the plugin entry point used by Vault.
+func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+	b := newBackend()
+	if err := b.Setup(ctx, conf); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+type backend struct {
+	*framework.Backend
+
+	// clientMu guards client; a nil client is rebuilt from config on demand.
+	clientMu sync.RWMutex
+	client   adminClient
+
+	// newClient builds the OpenAI client; tests replace it to wrap faults.
+	newClient func(clientSettings) adminClient
+
+	// configMu serialises writers of config (config writes, rotation);
+	// readers never take it.
+	configMu sync.Mutex
+
+	// roleLocks serialise writes to the same role without a global lock.
+	roleLocks []*locksutil.LockEntry
+}
+
+func newBackend() *backend {
+	b := &backend{
+		newClient: func(s clientSettings) adminClient { return newSDKClient(s) },
+		roleLocks: locksutil.CreateLocks(),
+	}
+	b.Backend = &framework.Backend{
+		Help:        strings.TrimSpace(backendHelp),
+		BackendType: logical.TypeLogical,
+		PathsSpecial: &logical.Paths{
+			SealWrapStorage: []string{configStoragePath, roleStoragePrefix},
+			LocalStorage:    []string{framework.WALPrefix},
+		},
+		Paths: framework.PathAppend(
+			[]*framework.Path{pathConfig(b)},
+			pathRoles(b),
+			[]*framework.Path{pathCreds(b)},
+		),
+		Secrets:           []*framework.Secret{secretAPIKey(b)},
+		WALRollback:       b.walRollback,
+		WALRollbackMinAge: walRollbackMinAge(),
+		Invalidate:        b.invalidate,
+		Clean:             func(context.Context) { b.resetClient() },
+		RunningVersion:    Version,
+	}
+	return b
+}
+
+func walRollbackMinAge() time.Duration {
+	if v := os.Getenv(walRollbackMinAgeEnv); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+			return d
+		}
+	}
+	return defaultWALRollbackMinAge
+}
+
+// invalidate runs on standbys and performance secondaries when another node
+// writes config, so every node drops its client built from the old key.
+func (b *backend) invalidate(_ context.Context, key string) {
+	if key == configStoragePath {
+		b.resetClient()
+	}
+}
+
+func (b *backend) resetClient() {
+	b.clientMu.Lock()
+	b.client = nil
+	b.clientMu.Unlock()
+}
+
+// getClient returns the cached client, building it from stored config once.
+func (b *backend) getClient(ctx context.Context, s logical.Storage) (adminClient, error) {
+	b.clientMu.RLock()
+	c := b.client
+	b.clientMu.RUnlock()
+	if c != nil {
+		return c, nil
+	}
+
+	b.clientMu.Lock()
+	defer b.clientMu.Unlock()
+	if b.client != nil {
+		return b.client, nil
+	}
+	cfg, err := getConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		return nil, errMissingConfig
+	}
+	b.client = b.newClient(cfg.clientSettings())
+	return b.client, nil
+}
+
+var errMissingConfig = fmt.Errorf("the OpenAI engine is not configured: write admin_api_key to config first")

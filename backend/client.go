@@ -1,0 +1,289 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-cleanhttp"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/packages/param"
+)
+
+// adminClient is the seam between the engine and OpenAI's Admin API. The
+// production implementation is sdkClient; tests can wrap it to inject faults
+// that the fake cannot express (for example a storage failure between calls).
+type adminClient interface {
+	GetProject(ctx context.Context, projectID string) (*project, error)
+	CreateServiceAccount(ctx context.Context, projectID, name string, expiresInSeconds int64) (*serviceAccountKey, error)
+	DeleteServiceAccount(ctx context.Context, projectID, serviceAccountID string) error
+	// ListServiceAccounts calls fn for every account in the project, paging
+	// as needed, until fn returns false.
+	ListServiceAccounts(ctx context.Context, projectID string, fn func(serviceAccount) bool) error
+
+	ListAdminAPIKeys(ctx context.Context, fn func(adminAPIKey) bool) error
+	GetAdminAPIKey(ctx context.Context, keyID string) (*adminAPIKey, error)
+	CreateAdminAPIKey(ctx context.Context, name string, expiresInSeconds int64) (*adminAPIKey, string, error)
+	DeleteAdminAPIKey(ctx context.Context, keyID string) error
+}
+
+type project struct {
+	ID     string
+	Name   string
+	Status string
+}
+
+type serviceAccount struct {
+	ID        string
+	Name      string
+	CreatedAt int64
+}
+
+// serviceAccountKey is a freshly created account with its one-time key value.
+type serviceAccountKey struct {
+	serviceAccount
+	KeyID        string
+	KeyValue     string
+	KeyExpiresAt int64
+	// Attempts is how many HTTP attempts the create took; above one, an
+	// earlier attempt may have created an account whose response was lost.
+	Attempts int
+}
+
+type adminAPIKey struct {
+	ID            string
+	Name          string
+	RedactedValue string
+	CreatedAt     int64
+	ExpiresAt     int64
+}
+
+// clientSettings is everything needed to build an sdkClient.
+type clientSettings struct {
+	BaseURL        string
+	AdminAPIKey    string
+	OrganizationID string
+	RequestTimeout time.Duration
+	MaxRetries     int
+}
+
+// maxResponseBytes caps what we read from OpenAI: a list page of 100 objects
+// is a few tens of kilobytes, so anything near this is hostile or broken.
+const maxResponseBytes = 4 << 20
+
+// listPageSize is the largest page the Admin API serves.
+const listPageSize = 100
+
+type sdkClient struct {
+	api openai.Client
+}
+
+func newSDKClient(s clientSettings) *sdkClient {
+	transport := cleanhttp.DefaultPooledTransport()
+	// Issue bursts reuse connections instead of opening one per request.
+	transport.MaxIdleConnsPerHost = 256
+	httpClient := &http.Client{Transport: cappedBodyTransport{transport}}
+
+	opts := []option.RequestOption{
+		option.WithHTTPClient(httpClient),
+		option.WithBaseURL(s.BaseURL),
+		option.WithAdminAPIKey(s.AdminAPIKey),
+		// openai.NewClient also reads OPENAI_* from the process environment;
+		// neutralise everything it could have picked up so only config counts.
+		option.WithAPIKey(""),
+		option.WithHeaderDel("OpenAI-Project"),
+		option.WithHeaderDel("OpenAI-Organization"),
+		option.WithMaxRetries(s.MaxRetries),
+		option.WithRequestTimeout(s.RequestTimeout),
+	}
+	if s.OrganizationID != "" {
+		opts = append(opts, option.WithOrganization(s.OrganizationID))
+	}
+	return &sdkClient{api: openai.NewClient(opts...)}
+}
+
+// cappedBodyTransport bounds every response body the SDK reads.
+type cappedBodyTransport struct{ next http.RoundTripper }
+
+func (t cappedBodyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &cappedBody{r: io.LimitReader(resp.Body, maxResponseBytes), c: resp.Body}
+	return resp, nil
+}
+
+type cappedBody struct {
+	r io.Reader
+	c io.Closer
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+func (b *cappedBody) Close() error               { return b.c.Close() }
+
+func (c *sdkClient) GetProject(ctx context.Context, projectID string) (*project, error) {
+	p, err := c.api.Admin.Organization.Projects.Get(ctx, projectID)
+	if err != nil {
+		return nil, upstreamError("get project", err)
+	}
+	return &project{ID: p.ID, Name: p.Name, Status: p.Status}, nil
+}
+
+func (c *sdkClient) CreateServiceAccount(ctx context.Context, projectID, name string, expiresInSeconds int64) (*serviceAccountKey, error) {
+	params := openai.AdminOrganizationProjectServiceAccountNewParams{Name: name}
+	if expiresInSeconds > 0 {
+		params.ExpiresInSeconds = param.NewOpt(expiresInSeconds)
+	}
+	var attempts atomic.Int32
+	countAttempts := option.WithMiddleware(func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+		attempts.Add(1)
+		return next(req)
+	})
+	sa, err := c.api.Admin.Organization.Projects.ServiceAccounts.New(ctx, projectID, params, countAttempts)
+	if err != nil {
+		return nil, upstreamError("create service account", err)
+	}
+	if sa.ID == "" || sa.APIKey.Value == "" {
+		return nil, fmt.Errorf("create service account: OpenAI returned no account id or key")
+	}
+	return &serviceAccountKey{
+		serviceAccount: serviceAccount{ID: sa.ID, Name: sa.Name, CreatedAt: sa.CreatedAt},
+		KeyID:          sa.APIKey.ID,
+		KeyValue:       sa.APIKey.Value,
+		KeyExpiresAt:   sa.APIKey.ExpiresAt,
+		Attempts:       int(attempts.Load()),
+	}, nil
+}
+
+func (c *sdkClient) DeleteServiceAccount(ctx context.Context, projectID, serviceAccountID string) error {
+	_, err := c.api.Admin.Organization.Projects.ServiceAccounts.Delete(ctx, projectID, serviceAccountID)
+	return upstreamError("delete service account", err)
+}
+
+func (c *sdkClient) ListServiceAccounts(ctx context.Context, projectID string, fn func(serviceAccount) bool) error {
+	pager := c.api.Admin.Organization.Projects.ServiceAccounts.ListAutoPaging(ctx, projectID,
+		openai.AdminOrganizationProjectServiceAccountListParams{Limit: param.NewOpt[int64](listPageSize)})
+	for pager.Next() {
+		sa := pager.Current()
+		if !fn(serviceAccount{ID: sa.ID, Name: sa.Name, CreatedAt: sa.CreatedAt}) {
+			return nil
+		}
+	}
+	return upstreamError("list service accounts", pager.Err())
+}
+
+func (c *sdkClient) ListAdminAPIKeys(ctx context.Context, fn func(adminAPIKey) bool) error {
+	pager := c.api.Admin.Organization.AdminAPIKeys.ListAutoPaging(ctx,
+		openai.AdminOrganizationAdminAPIKeyListParams{Limit: param.NewOpt[int64](listPageSize)})
+	for pager.Next() {
+		if !fn(toAdminAPIKey(pager.Current())) {
+			return nil
+		}
+	}
+	return upstreamError("list admin API keys", pager.Err())
+}
+
+func (c *sdkClient) GetAdminAPIKey(ctx context.Context, keyID string) (*adminAPIKey, error) {
+	k, err := c.api.Admin.Organization.AdminAPIKeys.Get(ctx, keyID)
+	if err != nil {
+		return nil, upstreamError("get admin API key", err)
+	}
+	key := toAdminAPIKey(*k)
+	return &key, nil
+}
+
+func (c *sdkClient) CreateAdminAPIKey(ctx context.Context, name string, expiresInSeconds int64) (*adminAPIKey, string, error) {
+	params := openai.AdminOrganizationAdminAPIKeyNewParams{Name: name}
+	if expiresInSeconds > 0 {
+		params.ExpiresInSeconds = param.NewOpt(expiresInSeconds)
+	}
+	k, err := c.api.Admin.Organization.AdminAPIKeys.New(ctx, params)
+	if err != nil {
+		return nil, "", upstreamError("create admin API key", err)
+	}
+	if k.ID == "" || k.Value == "" {
+		return nil, "", fmt.Errorf("create admin API key: OpenAI returned no key id or value")
+	}
+	key := toAdminAPIKey(k.AdminAPIKey)
+	return &key, k.Value, nil
+}
+
+func (c *sdkClient) DeleteAdminAPIKey(ctx context.Context, keyID string) error {
+	_, err := c.api.Admin.Organization.AdminAPIKeys.Delete(ctx, keyID)
+	return upstreamError("delete admin API key", err)
+}
+
+func toAdminAPIKey(k openai.AdminAPIKey) adminAPIKey {
+	return adminAPIKey{ID: k.ID, Name: k.Name, RedactedValue: k.RedactedValue, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt}
+}
+
+// upstreamErr is an OpenAI API failure reduced to what is safe to show: the
+// SDK's own error may carry the request, whose headers hold the admin key.
+type upstreamErr struct {
+	op      string
+	status  int
+	code    string
+	message string
+	cause   error // transport errors only; never an *openai.Error
+}
+
+func (e *upstreamErr) Error() string {
+	switch {
+	case e.status == http.StatusTooManyRequests:
+		return fmt.Sprintf("%s: rate limited by OpenAI (HTTP 429) after retries: %s", e.op, e.message)
+	case e.status != 0:
+		return fmt.Sprintf("%s: OpenAI returned HTTP %d: %s", e.op, e.status, e.message)
+	default:
+		return fmt.Sprintf("%s: OpenAI unreachable: %v", e.op, e.cause)
+	}
+}
+
+func (e *upstreamErr) Unwrap() error { return e.cause }
+
+func upstreamError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var apiErr *openai.Error
+	if errors.As(err, &apiErr) {
+		msg := apiErr.Message
+		if len(msg) > 500 {
+			msg = msg[:500] + "..."
+		}
+		if msg == "" {
+			msg = http.StatusText(apiErr.StatusCode)
+		}
+		return &upstreamErr{op: op, status: apiErr.StatusCode, code: apiErr.Code, message: msg}
+	}
+	// Keep the transport failure's kind (refused, reset, deadline) but not
+	// the *url.Error wrapper, which repeats the request URL.
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		err = urlErr.Err
+	}
+	return &upstreamErr{op: op, cause: err}
+}
+
+func httpStatus(err error) int {
+	var u *upstreamErr
+	if errors.As(err, &u) {
+		return u.status
+	}
+	return 0
+}
+
+func isNotFound(err error) bool { return httpStatus(err) == http.StatusNotFound }
+
+// isClientError reports an upstream 4xx other than throttling: the request
+// was understood and refused, so nothing was created.
+func isClientError(err error) bool {
+	s := httpStatus(err)
+	return s >= 400 && s < 500 && s != http.StatusTooManyRequests && s != http.StatusRequestTimeout && s != http.StatusConflict
+}

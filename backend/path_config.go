@@ -1,0 +1,333 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const (
+	configStoragePath = "config"
+
+	defaultBaseURL        = "https://api.openai.com/v1"
+	defaultRequestTimeout = 30 * time.Second
+	maxRequestTimeout     = 5 * time.Minute
+	defaultMaxRetries     = 4
+	maxMaxRetries         = 10
+)
+
+// openaiConfig is the mount's connection to OpenAI. It is seal-wrapped.
+type openaiConfig struct {
+	AdminAPIKey    string        `json:"admin_api_key"`
+	AdminAPIKeyID  string        `json:"admin_api_key_id"`
+	OrganizationID string        `json:"organization_id,omitempty"`
+	BaseURL        string        `json:"base_url"`
+	RequestTimeout time.Duration `json:"request_timeout"`
+	MaxRetries     int           `json:"max_retries"`
+}
+
+func (c *openaiConfig) clientSettings() clientSettings {
+	return clientSettings{
+		BaseURL:        c.BaseURL,
+		AdminAPIKey:    c.AdminAPIKey,
+		OrganizationID: c.OrganizationID,
+		RequestTimeout: c.RequestTimeout,
+		MaxRetries:     c.MaxRetries,
+	}
+}
+
+func pathConfig(b *backend) *framework.Path {
+	return &framework.Path{
+		Pattern: "config",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefix,
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"admin_api_key": {
+				Type:        framework.TypeString,
+				Description: "OpenAI admin API key (sk-admin-...). Required on create; write-only, never returned.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name:      "Admin API key",
+					Sensitive: true,
+				},
+			},
+			"admin_api_key_id": {
+				Type:        framework.TypeString,
+				Description: "ID of the admin key (key_...). When omitted it is found by matching the key's redacted value in the organization's admin key list.",
+				DisplayAttrs: &framework.DisplayAttributes{Name: "Admin API key ID"},
+			},
+			"organization_id": {
+				Type:        framework.TypeString,
+				Description: "Optional organization ID, sent as the OpenAI-Organization header.",
+				DisplayAttrs: &framework.DisplayAttributes{Name: "Organization ID"},
+			},
+			"base_url": {
+				Type:        framework.TypeString,
+				Description: "OpenAI API base URL. Must be https unless the host is loopback.",
+				Default:     defaultBaseURL,
+				DisplayAttrs: &framework.DisplayAttributes{Name: "Base URL"},
+			},
+			"request_timeout": {
+				Type:        framework.TypeDurationSecond,
+				Description: "Timeout of one attempt of an OpenAI call (retries get their own). At most 5m.",
+				Default:     int(defaultRequestTimeout.Seconds()),
+				DisplayAttrs: &framework.DisplayAttributes{Name: "Request timeout"},
+			},
+			"max_retries": {
+				Type:        framework.TypeInt,
+				Description: "Retries of a failed OpenAI call (429, 408, 409, 5xx, connection errors), honouring Retry-After. 0 to 10.",
+				Default:     defaultMaxRetries,
+				DisplayAttrs: &framework.DisplayAttributes{Name: "Max retries"},
+			},
+		},
+		ExistenceCheck: b.configExistenceCheck,
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.CreateOperation: &framework.PathOperation{
+				Callback:     b.pathConfigWrite,
+				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "configure"},
+			},
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:     b.pathConfigWrite,
+				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "configure"},
+			},
+			logical.ReadOperation: &framework.PathOperation{
+				Callback:     b.pathConfigRead,
+				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "configuration"},
+			},
+			logical.DeleteOperation: &framework.PathOperation{
+				Callback:     b.pathConfigDelete,
+				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "delete", OperationSuffix: "configuration"},
+			},
+		},
+		HelpSynopsis:    "Configure the OpenAI admin API key and connection.",
+		HelpDescription: pathConfigHelp,
+	}
+}
+
+const pathConfigHelp = `
+The engine authenticates to OpenAI's Admin API with an organization admin key.
+The key is verified against OpenAI on write (a rejected key is not stored),
+stored seal-wrapped, and never returned by read. Updating config with a new
+admin_api_key replaces the old one.
+`
+
+func getConfig(ctx context.Context, s logical.Storage) (*openaiConfig, error) {
+	entry, err := s.Get(ctx, configStoragePath)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	cfg := new(openaiConfig)
+	if err := entry.DecodeJSON(cfg); err != nil {
+		return nil, fmt.Errorf("decode config: %w", err)
+	}
+	return cfg, nil
+}
+
+func putConfig(ctx context.Context, s logical.Storage, cfg *openaiConfig) error {
+	entry, err := logical.StorageEntryJSON(configStoragePath, cfg)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, entry)
+}
+
+func (b *backend) configExistenceCheck(ctx context.Context, req *logical.Request, _ *framework.FieldData) (bool, error) {
+	cfg, err := getConfig(ctx, req.Storage)
+	return cfg != nil, err
+}
+
+func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	cfg, err := getConfig(ctx, req.Storage)
+	if err != nil || cfg == nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]interface{}{
+		"admin_api_key_id": cfg.AdminAPIKeyID,
+		"organization_id":  cfg.OrganizationID,
+		"base_url":         cfg.BaseURL,
+		"request_timeout":  int64(cfg.RequestTimeout.Seconds()),
+		"max_retries":      cfg.MaxRetries,
+	}}, nil
+}
+
+func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.configMu.Lock()
+	defer b.configMu.Unlock()
+
+	cfg, err := getConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		cfg = &openaiConfig{BaseURL: defaultBaseURL, RequestTimeout: defaultRequestTimeout, MaxRetries: defaultMaxRetries}
+	}
+	keyChanged := false
+
+	if v, ok := d.GetOk("admin_api_key"); ok {
+		key := strings.TrimSpace(v.(string))
+		if key == "" {
+			return logical.ErrorResponse("admin_api_key must not be empty"), nil
+		}
+		if key != cfg.AdminAPIKey {
+			keyChanged = true
+			cfg.AdminAPIKey = key
+		}
+	}
+	if cfg.AdminAPIKey == "" {
+		return logical.ErrorResponse("admin_api_key is required"), nil
+	}
+	if v, ok := d.GetOk("admin_api_key_id"); ok {
+		cfg.AdminAPIKeyID = strings.TrimSpace(v.(string))
+	} else if keyChanged {
+		cfg.AdminAPIKeyID = "" // the old key's id no longer applies
+	}
+	if v, ok := d.GetOk("organization_id"); ok {
+		cfg.OrganizationID = strings.TrimSpace(v.(string))
+	}
+	if v, ok := d.GetOk("base_url"); ok || req.Operation == logical.CreateOperation {
+		if !ok {
+			v = d.Get("base_url")
+		}
+		u, err := validateBaseURL(v.(string))
+		if err != nil {
+			return logical.ErrorResponse("base_url: %s", err), nil
+		}
+		cfg.BaseURL = u
+	}
+	if v, ok := d.GetOk("request_timeout"); ok {
+		t := time.Duration(v.(int)) * time.Second
+		if t <= 0 || t > maxRequestTimeout {
+			return logical.ErrorResponse("request_timeout must be between 1s and %s", maxRequestTimeout), nil
+		}
+		cfg.RequestTimeout = t
+	}
+	if v, ok := d.GetOk("max_retries"); ok {
+		n := v.(int)
+		if n < 0 || n > maxMaxRetries {
+			return logical.ErrorResponse("max_retries must be between 0 and %d", maxMaxRetries), nil
+		}
+		cfg.MaxRetries = n
+	}
+
+	if resp, err := b.verifyAdminKey(ctx, cfg); resp != nil || err != nil {
+		return resp, err
+	}
+	if err := putConfig(ctx, req.Storage, cfg); err != nil {
+		return nil, err
+	}
+	b.resetClient()
+	return nil, nil
+}
+
+// verifyAdminKey proves the key authenticates and pins its id, so a bad key
+// is refused at write time rather than on the first issue.
+func (b *backend) verifyAdminKey(ctx context.Context, cfg *openaiConfig) (*logical.Response, error) {
+	client := b.newClient(cfg.clientSettings())
+	if cfg.AdminAPIKeyID != "" {
+		k, err := client.GetAdminAPIKey(ctx, cfg.AdminAPIKeyID)
+		switch {
+		case isAuthError(err):
+			return logical.ErrorResponse("admin_api_key was rejected by OpenAI: %s", err), nil
+		case isNotFound(err):
+			return logical.ErrorResponse("admin_api_key_id %q was not found at OpenAI", cfg.AdminAPIKeyID), nil
+		case err != nil:
+			return nil, fmt.Errorf("verify admin_api_key: %w", err)
+		case !redactedMatches(k.RedactedValue, cfg.AdminAPIKey):
+			return logical.ErrorResponse("admin_api_key_id %q belongs to a different key than admin_api_key", cfg.AdminAPIKeyID), nil
+		}
+		return nil, nil
+	}
+
+	var matches []string
+	err := client.ListAdminAPIKeys(ctx, func(k adminAPIKey) bool {
+		if redactedMatches(k.RedactedValue, cfg.AdminAPIKey) {
+			matches = append(matches, k.ID)
+		}
+		return true
+	})
+	switch {
+	case isAuthError(err):
+		return logical.ErrorResponse("admin_api_key was rejected by OpenAI: %s", err), nil
+	case err != nil:
+		return nil, fmt.Errorf("verify admin_api_key: %w", err)
+	case len(matches) == 0:
+		return logical.ErrorResponse("admin_api_key authenticated but is not in the organization's admin key list; set admin_api_key_id"), nil
+	case len(matches) > 1:
+		return logical.ErrorResponse("admin_api_key matches %d admin keys by redacted value (%s); set admin_api_key_id", len(matches), strings.Join(matches, ", ")), nil
+	}
+	cfg.AdminAPIKeyID = matches[0]
+	return nil, nil
+}
+
+func isAuthError(err error) bool {
+	s := httpStatus(err)
+	return s == http.StatusUnauthorized || s == http.StatusForbidden
+}
+
+// redactedMatches reports whether key fits OpenAI's redacted form of a key,
+// "<prefix>...<suffix>", without assuming the lengths of either part.
+func redactedMatches(redacted, key string) bool {
+	prefix, suffix, ok := strings.Cut(redacted, "...")
+	if !ok || prefix == "" || suffix == "" {
+		return false
+	}
+	return len(key) >= len(prefix)+len(suffix) && strings.HasPrefix(key, prefix) && strings.HasSuffix(key, suffix)
+}
+
+func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	b.configMu.Lock()
+	defer b.configMu.Unlock()
+	if err := req.Storage.Delete(ctx, configStoragePath); err != nil {
+		return nil, err
+	}
+	b.resetClient()
+	return nil, nil
+}
+
+// validateBaseURL accepts https anywhere and http only on loopback, where a
+// local proxy or test double cannot be sniffed on the wire.
+func validateBaseURL(raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", errors.New("not a valid URL")
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return "", errors.New("must be an absolute URL with a host, e.g. https://api.openai.com/v1")
+	}
+	if u.User != nil {
+		return "", errors.New("must not carry credentials")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", errors.New("must not have a query or fragment")
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopbackHost(u.Hostname()) {
+			return "", errors.New("must use https unless the host is loopback")
+		}
+	default:
+		return "", errors.New("scheme must be https")
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,273 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const roleStoragePrefix = "roles/"
+
+// maxKeyLifetime is the longest expires_in_seconds OpenAI accepts (one year).
+const maxKeyLifetime = 31536000 * time.Second
+
+// projectIDPattern keeps project ids to what OpenAI issues (proj_...), so an
+// id can never smuggle path segments into an upstream URL.
+var projectIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// roleEntry is one role: which project its keys belong to and how long they live.
+type roleEntry struct {
+	ProjectID    string        `json:"project_id"`
+	NameTemplate string        `json:"name_template"`
+	TTL          time.Duration `json:"ttl"`
+	MaxTTL       time.Duration `json:"max_ttl"`
+}
+
+func pathRoles(b *backend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern: "roles/?$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefix,
+				OperationSuffix: "roles",
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{
+					Callback:     b.pathRoleList,
+					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "list"},
+				},
+			},
+			HelpSynopsis:    "List the configured roles.",
+			HelpDescription: "Lists the names of all roles on this mount.",
+		},
+		{
+			Pattern: "roles/" + framework.GenericNameRegex("name"),
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefix,
+				OperationSuffix: "role",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"name": {
+					Type:        framework.TypeLowerCaseString,
+					Description: "Name of the role.",
+					Required:    true,
+				},
+				"project_id": {
+					Type:        framework.TypeString,
+					Description: "OpenAI project (proj_...) whose service accounts this role creates. Required on create; must exist and be active.",
+					DisplayAttrs: &framework.DisplayAttributes{Name: "Project ID"},
+				},
+				"name_template": {
+					Type: framework.TypeString,
+					Description: "Template for service-account names (Vault template syntax). Variables: .RoleName, .DisplayName, .MountAccessor; " +
+						"functions include random, truncate, unix_time, lowercase. Must produce unique names. Default: " + defaultNameTemplate,
+					DisplayAttrs: &framework.DisplayAttributes{Name: "Name template"},
+				},
+				"ttl": {
+					Type:        framework.TypeDurationSecond,
+					Description: "Default lease TTL of issued keys. Defaults to the mount's default lease TTL.",
+					DisplayAttrs: &framework.DisplayAttributes{Name: "TTL"},
+				},
+				"max_ttl": {
+					Type:        framework.TypeDurationSecond,
+					Description: "Maximum lifetime of an issued key, renewals included; also sent to OpenAI as the key's own expiry. Defaults to the mount's max lease TTL; at most one year.",
+					DisplayAttrs: &framework.DisplayAttributes{Name: "Max TTL"},
+				},
+			},
+			ExistenceCheck: b.roleExistenceCheck,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.CreateOperation: &framework.PathOperation{
+					Callback:     b.pathRoleWrite,
+					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "write"},
+				},
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback:     b.pathRoleWrite,
+					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "write"},
+				},
+				logical.ReadOperation: &framework.PathOperation{
+					Callback:     b.pathRoleRead,
+					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read"},
+				},
+				logical.DeleteOperation: &framework.PathOperation{
+					Callback:     b.pathRoleDelete,
+					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "delete"},
+				},
+			},
+			HelpSynopsis:    "Manage roles that issue OpenAI API keys.",
+			HelpDescription: pathRoleHelp,
+		},
+	}
+}
+
+const pathRoleHelp = `
+A role names the OpenAI project its keys belong to, how each key's service
+account is named, and how long keys live. The project is checked at write
+time: it must exist and be active. Deleting or changing a role does not touch
+keys already issued; their leases still revoke.
+`
+
+func (b *backend) roleLock(name string) *locksutil.LockEntry {
+	return locksutil.LockForKey(b.roleLocks, name)
+}
+
+func getRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
+	entry, err := s.Get(ctx, roleStoragePrefix+name)
+	if err != nil {
+		return nil, fmt.Errorf("read role %q: %w", name, err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	role := new(roleEntry)
+	if err := entry.DecodeJSON(role); err != nil {
+		return nil, fmt.Errorf("decode role %q: %w", name, err)
+	}
+	return role, nil
+}
+
+func (b *backend) roleExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	role, err := getRole(ctx, req.Storage, d.Get("name").(string))
+	return role != nil, err
+}
+
+func (b *backend) pathRoleList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	names, err := req.Storage.List(ctx, roleStoragePrefix)
+	if err != nil {
+		return nil, err
+	}
+	return logical.ListResponse(names), nil
+}
+
+func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	role, err := getRole(ctx, req.Storage, d.Get("name").(string))
+	if err != nil || role == nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]interface{}{
+		"project_id":    role.ProjectID,
+		"name_template": role.NameTemplate,
+		"ttl":           int64(role.TTL.Seconds()),
+		"max_ttl":       int64(role.MaxTTL.Seconds()),
+	}}, nil
+}
+
+func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	lock := b.roleLock(name)
+	lock.Lock()
+	defer lock.Unlock()
+
+	role, err := getRole(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if role == nil {
+		role = &roleEntry{NameTemplate: defaultNameTemplate}
+	}
+	oldProject := role.ProjectID
+
+	if v, ok := d.GetOk("project_id"); ok {
+		role.ProjectID = strings.TrimSpace(v.(string))
+	}
+	if role.ProjectID == "" {
+		return logical.ErrorResponse("project_id is required"), nil
+	}
+	if !projectIDPattern.MatchString(role.ProjectID) {
+		return logical.ErrorResponse("project_id %q is not a valid OpenAI project id (letters, digits, '_' and '-')", role.ProjectID), nil
+	}
+	if v, ok := d.GetOk("name_template"); ok {
+		role.NameTemplate = v.(string)
+	}
+	tmpl, err := parseNameTemplate(role.NameTemplate)
+	if err == nil {
+		err = tmpl.validate(name)
+	}
+	if err != nil {
+		return logical.ErrorResponse("name_template: %s", err), nil
+	}
+	if v, ok := d.GetOk("ttl"); ok {
+		role.TTL = time.Duration(v.(int)) * time.Second
+	}
+	if v, ok := d.GetOk("max_ttl"); ok {
+		role.MaxTTL = time.Duration(v.(int)) * time.Second
+	}
+	if resp := validateRoleTTLs(role); resp != nil {
+		return resp, nil
+	}
+
+	var warnings []string
+	if sysMax := b.System().MaxLeaseTTL(); role.MaxTTL > sysMax {
+		warnings = append(warnings, fmt.Sprintf("max_ttl %s exceeds the mount's max lease TTL %s; leases will be capped to the latter", role.MaxTTL, sysMax))
+	}
+
+	// The project is checked here, once, so the issue path needs no extra call.
+	if role.ProjectID != oldProject {
+		if resp, err := b.checkProject(ctx, req.Storage, role.ProjectID); resp != nil || err != nil {
+			return resp, err
+		}
+	}
+
+	entry, err := logical.StorageEntryJSON(roleStoragePrefix+name, role)
+	if err != nil {
+		return nil, err
+	}
+	if err := req.Storage.Put(ctx, entry); err != nil {
+		return nil, err
+	}
+	if len(warnings) > 0 {
+		return &logical.Response{Warnings: warnings}, nil
+	}
+	return nil, nil
+}
+
+func validateRoleTTLs(role *roleEntry) *logical.Response {
+	switch {
+	case role.TTL < 0:
+		return logical.ErrorResponse("ttl must not be negative")
+	case role.MaxTTL < 0:
+		return logical.ErrorResponse("max_ttl must not be negative")
+	case role.MaxTTL > maxKeyLifetime:
+		return logical.ErrorResponse("max_ttl must be at most %s (OpenAI's longest key expiry)", maxKeyLifetime)
+	case role.MaxTTL > 0 && role.TTL > role.MaxTTL:
+		return logical.ErrorResponse("ttl (%s) must not exceed max_ttl (%s)", role.TTL, role.MaxTTL)
+	}
+	return nil
+}
+
+// checkProject answers 400 naming the project when it is missing or archived.
+func (b *backend) checkProject(ctx context.Context, s logical.Storage, projectID string) (*logical.Response, error) {
+	client, err := b.getClient(ctx, s)
+	if errors.Is(err, errMissingConfig) {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	p, err := client.GetProject(ctx, projectID)
+	switch {
+	case isNotFound(err):
+		return logical.ErrorResponse("project_id %q was not found in the OpenAI organization", projectID), nil
+	case isClientError(err):
+		return logical.ErrorResponse("project_id %q could not be checked: %s", projectID, err), nil
+	case err != nil:
+		return nil, fmt.Errorf("check project_id %q: %w", projectID, err)
+	case p.Status != "" && p.Status != "active":
+		return logical.ErrorResponse("project_id %q is %s; service accounts can only be created in an active project", projectID, p.Status), nil
+	}
+	return nil, nil
+}
+
+func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	lock := b.roleLock(name)
+	lock.Lock()
+	defer lock.Unlock()
+	return nil, req.Storage.Delete(ctx, roleStoragePrefix+name)
+}

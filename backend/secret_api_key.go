@@ -1,0 +1,138 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const secretAPIKeyType = "openai_api_key"
+
+// apiKeyInternal is what a lease remembers. Revocation needs nothing else, so
+// it works after the role is changed or deleted.
+type apiKeyInternal struct {
+	ServiceAccountID string
+	ProjectID        string
+	APIKeyID         string
+	Role             string
+	MaxTTLSeconds    int64
+}
+
+func (k apiKeyInternal) toMap() map[string]interface{} {
+	return map[string]interface{}{
+		"service_account_id": k.ServiceAccountID,
+		"project_id":         k.ProjectID,
+		"api_key_id":         k.APIKeyID,
+		"role":               k.Role,
+		"max_ttl":            k.MaxTTLSeconds,
+	}
+}
+
+// decodeAPIKeyInternal reads a lease's internal data tolerantly: numbers may
+// arrive as float64 or json.Number after a storage round trip, and fields a
+// later version added may be absent from leases an earlier one wrote.
+func decodeAPIKeyInternal(m map[string]interface{}) (apiKeyInternal, error) {
+	str := func(k string) string { s, _ := m[k].(string); return s }
+	k := apiKeyInternal{
+		ServiceAccountID: str("service_account_id"),
+		ProjectID:        str("project_id"),
+		APIKeyID:         str("api_key_id"),
+		Role:             str("role"),
+	}
+	switch v := m["max_ttl"].(type) {
+	case int64:
+		k.MaxTTLSeconds = v
+	case int:
+		k.MaxTTLSeconds = int64(v)
+	case float64:
+		k.MaxTTLSeconds = int64(v)
+	case fmt.Stringer: // json.Number
+		k.MaxTTLSeconds, _ = strconv.ParseInt(v.String(), 10, 64)
+	}
+	if k.ServiceAccountID == "" || k.ProjectID == "" {
+		return k, errors.New("lease internal data lacks service_account_id or project_id")
+	}
+	if !projectIDPattern.MatchString(k.ProjectID) || !projectIDPattern.MatchString(k.ServiceAccountID) {
+		return k, errors.New("lease internal data holds a malformed project or service account id")
+	}
+	return k, nil
+}
+
+func secretAPIKey(b *backend) *framework.Secret {
+	return &framework.Secret{
+		Type: secretAPIKeyType,
+		Fields: map[string]*framework.FieldSchema{
+			"api_key": {
+				Type:        framework.TypeString,
+				Description: "The OpenAI API key (sk-svcacct-...).",
+			},
+			"api_key_id": {
+				Type:        framework.TypeString,
+				Description: "OpenAI's id of the key.",
+			},
+			"service_account_id": {
+				Type:        framework.TypeString,
+				Description: "The project service account that owns the key; deleted on revocation.",
+			},
+		},
+		Renew:  b.secretAPIKeyRenew,
+		Revoke: b.secretAPIKeyRevoke,
+	}
+}
+
+// secretAPIKeyRenew extends a lease within the max lifetime fixed at issue,
+// which is also the key's expiry at OpenAI; a role since tightened applies.
+func (b *backend) secretAPIKeyRenew(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	key, err := decodeAPIKeyInternal(req.Secret.InternalData)
+	if err != nil {
+		return nil, err
+	}
+	maxTTL := time.Duration(key.MaxTTLSeconds) * time.Second
+	var roleTTL time.Duration
+	if key.Role != "" {
+		role, err := getRole(ctx, req.Storage, key.Role)
+		if err != nil {
+			return nil, err
+		}
+		if role != nil {
+			roleTTL = role.TTL
+			if role.MaxTTL > 0 && (maxTTL <= 0 || role.MaxTTL < maxTTL) {
+				maxTTL = role.MaxTTL
+			}
+		}
+	}
+	ttl, warnings, err := framework.CalculateTTL(b.System(), req.Secret.Increment, roleTTL, 0, maxTTL, 0, req.Secret.IssueTime)
+	if err != nil {
+		return nil, err
+	}
+	resp := &logical.Response{Secret: req.Secret}
+	resp.Secret.TTL = ttl
+	resp.Secret.MaxTTL = maxTTL
+	for _, w := range warnings {
+		resp.AddWarning(w)
+	}
+	return resp, nil
+}
+
+// secretAPIKeyRevoke deletes the service account, and with it the key. An
+// account already gone (deleted by hand, expired, rolled back) is success.
+func (b *backend) secretAPIKeyRevoke(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	key, err := decodeAPIKeyInternal(req.Secret.InternalData)
+	if err != nil {
+		return nil, err
+	}
+	client, err := b.getClient(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	err = client.DeleteServiceAccount(ctx, key.ProjectID, key.ServiceAccountID)
+	if err != nil && !isNotFound(err) {
+		return nil, fmt.Errorf("revoke service account %s: %w", key.ServiceAccountID, err)
+	}
+	return nil, nil
+}
