@@ -25,8 +25,8 @@ func pathCreds(b *backend) *framework.Path {
 				Required:    true,
 			},
 			"ttl": {
-				Type:        framework.TypeDurationSecond,
-				Description: "Requested lease TTL; capped at the role's max_ttl (the response warns when it is).",
+				Type:         framework.TypeDurationSecond,
+				Description:  "Requested lease TTL; capped at the role's max_ttl (the response warns when it is).",
 				DisplayAttrs: &framework.DisplayAttributes{Name: "TTL"},
 			},
 		},

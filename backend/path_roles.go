@@ -60,8 +60,8 @@ func pathRoles(b *backend) []*framework.Path {
 					Required:    true,
 				},
 				"project_id": {
-					Type:        framework.TypeString,
-					Description: "OpenAI project (proj_...) whose service accounts this role creates. Required on create; must exist and be active.",
+					Type:         framework.TypeString,
+					Description:  "OpenAI project (proj_...) whose service accounts this role creates. Required on create; must exist and be active.",
 					DisplayAttrs: &framework.DisplayAttributes{Name: "Project ID"},
 				},
 				"name_template": {
@@ -71,13 +71,13 @@ func pathRoles(b *backend) []*framework.Path {
 					DisplayAttrs: &framework.DisplayAttributes{Name: "Name template"},
 				},
 				"ttl": {
-					Type:        framework.TypeDurationSecond,
-					Description: "Default lease TTL of issued keys. Defaults to the mount's default lease TTL.",
+					Type:         framework.TypeDurationSecond,
+					Description:  "Default lease TTL of issued keys. Defaults to the mount's default lease TTL.",
 					DisplayAttrs: &framework.DisplayAttributes{Name: "TTL"},
 				},
 				"max_ttl": {
-					Type:        framework.TypeDurationSecond,
-					Description: "Maximum lifetime of an issued key, renewals included; also sent to OpenAI as the key's own expiry. Defaults to the mount's max lease TTL; at most one year.",
+					Type:         framework.TypeDurationSecond,
+					Description:  "Maximum lifetime of an issued key, renewals included; also sent to OpenAI as the key's own expiry. Defaults to the mount's max lease TTL; at most one year.",
 					DisplayAttrs: &framework.DisplayAttributes{Name: "Max TTL"},
 				},
 			},
