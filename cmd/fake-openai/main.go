@@ -1,0 +1,150 @@
+// Command fake-openai serves the in-memory fake OpenAI Admin API (package
+// fakeopenai) for manual runs, scripts and benchmarks against a real Vault.
+//
+//	fake-openai [-addr 127.0.0.1:0] [-addr-file PATH] [-latency 0] [-v]
+//	fake-openai accounts -url http://127.0.0.1:PORT/v1
+//
+// The admin key comes from FAKE_OPENAI_ADMIN_KEY (else a random one is made);
+// only its id is ever printed.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "accounts" {
+		if err := accountsCmd(os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "fake-openai accounts:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := serve(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "fake-openai:", err)
+		os.Exit(1)
+	}
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("fake-openai", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:0", "listen address")
+	addrFile := fs.String("addr-file", "", "write the base URL (http://HOST:PORT/v1) to this file once listening")
+	latency := fs.Duration("latency", 0, "latency added to every API request")
+	verbose := fs.Bool("v", false, "log every request (never key values)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger := log.New(os.Stderr, "fake-openai: ", log.LstdFlags)
+	opts := fakeopenai.Options{AdminKey: os.Getenv("FAKE_OPENAI_ADMIN_KEY")}
+	if *verbose {
+		opts.Logger = logger
+	}
+	fake := fakeopenai.New(opts)
+	if *latency > 0 {
+		fake.SetFaults(fakeopenai.Faults{Latency: *latency})
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	base := "http://" + ln.Addr().String() + "/v1"
+	if *addrFile != "" {
+		// Write then rename so a watcher never reads a half-written file.
+		tmp := *addrFile + ".tmp"
+		if err := os.WriteFile(tmp, []byte(base+"\n"), 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, *addrFile); err != nil {
+			return err
+		}
+	}
+	logger.Printf("serving %s (admin key id %s; projects %s, %s)", base, fake.AdminKeyID(), fakeopenai.ProjectActive, fakeopenai.ProjectArchived)
+
+	srv := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Printf("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+// accountsCmd prints the fake's live service accounts as a table.
+func accountsCmd(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("accounts", flag.ContinueOnError)
+	url := fs.String("url", "", "the fake's base URL, as written to -addr-file (http://HOST:PORT/v1)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *url == "" {
+		return errors.New("-url is required")
+	}
+	root := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(*url), "/"), "/v1")
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(root + "/_fake/accounts")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /_fake/accounts: %s", resp.Status)
+	}
+	var accts []fakeopenai.Account
+	if err := json.Unmarshal(body, &accts); err != nil {
+		return err
+	}
+	return printAccounts(out, accts, *asJSON)
+}
+
+func printAccounts(out io.Writer, accts []fakeopenai.Account, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(accts)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROJECT\tSERVICE ACCOUNT\tNAME\tCREATED\tKEY ID\tKEY EXPIRES")
+	for _, a := range accts {
+		exp := "never"
+		if a.KeyExpiresAt != 0 {
+			exp = time.Unix(a.KeyExpiresAt, 0).UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ProjectID, a.ID, a.Name,
+			time.Unix(a.CreatedAt, 0).UTC().Format(time.RFC3339), a.KeyID, exp)
+	}
+	fmt.Fprintf(tw, "%d live account(s)\n", len(accts))
+	return tw.Flush()
+}

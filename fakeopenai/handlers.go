@@ -1,0 +1,676 @@
+package fakeopenai
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	maxExpiresIn = 31536000 // one year: the SDK's documented upper bound
+	defaultLimit = 20
+	maxLimit     = 100
+)
+
+// routes maps path shapes ("*" is one path segment) to the operation per method.
+var routes = []struct {
+	pattern []string
+	methods map[string]Op
+}{
+	{[]string{"organization", "projects"}, map[string]Op{"GET": OpListProjects}},
+	{[]string{"organization", "projects", "*"}, map[string]Op{"GET": OpGetProject}},
+	{[]string{"organization", "projects", "*", "service_accounts"}, map[string]Op{"GET": OpListServiceAccounts, "POST": OpCreateServiceAccount}},
+	{[]string{"organization", "projects", "*", "service_accounts", "*"}, map[string]Op{"GET": OpGetServiceAccount, "DELETE": OpDeleteServiceAccount}},
+	{[]string{"organization", "projects", "*", "api_keys"}, map[string]Op{"GET": OpListProjectAPIKeys}},
+	{[]string{"organization", "admin_api_keys"}, map[string]Op{"GET": OpListAdminKeys, "POST": OpCreateAdminKey}},
+	{[]string{"organization", "admin_api_keys", "*"}, map[string]Op{"GET": OpGetAdminKey, "DELETE": OpDeleteAdminKey}},
+}
+
+// resolve finds the operation for a request. On failure op is "" and status
+// is 404 (no such path) or 405 (path exists, method does not).
+func resolve(method, path string) (op Op, args []string, status int) {
+	rest, ok := strings.CutPrefix(path, "/v1/")
+	if !ok {
+		return "", nil, http.StatusNotFound
+	}
+	segs := strings.Split(rest, "/")
+	for _, rt := range routes {
+		if len(rt.pattern) != len(segs) {
+			continue
+		}
+		var wild []string
+		match := true
+		for i, p := range rt.pattern {
+			if segs[i] == "" || (p != "*" && p != segs[i]) {
+				match = false
+				break
+			}
+			if p == "*" {
+				wild = append(wild, segs[i])
+			}
+		}
+		if !match {
+			continue
+		}
+		if op, ok := rt.methods[method]; ok {
+			return op, wild, http.StatusOK
+		}
+		return "", nil, http.StatusMethodNotAllowed
+	}
+	return "", nil, http.StatusNotFound
+}
+
+// ServeHTTP serves the OpenAI API under /v1 and the control endpoints under /_fake/.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/_fake/") {
+		s.serveControl(w, r)
+		return
+	}
+	op, args, status := resolve(r.Method, r.URL.Path)
+	if op != "" {
+		s.countCall(op)
+	}
+	latency, down := s.baseFaults()
+	if down {
+		s.logf("%s %s op=%s fault=down", r.Method, r.URL.Path, op)
+		abortConn(w)
+		return
+	}
+	if latency > 0 && !sleepCtx(r.Context(), latency) {
+		return
+	}
+	switch status {
+	case http.StatusNotFound:
+		writeError(w, http.StatusNotFound, "invalid_request_error", nil, nil, fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path))
+		return
+	case http.StatusMethodNotAllowed:
+		writeError(w, http.StatusMethodNotAllowed, "invalid_request_error", nil, nil, fmt.Sprintf("Method %s not allowed on %s", r.Method, r.URL.Path))
+		return
+	}
+	if rule, fired := s.pickFault(op); fired {
+		s.logf("%s %s op=%s fault=%s", r.Method, r.URL.Path, op, rule.Kind)
+		switch rule.Kind {
+		case Fault429:
+			w.Header().Set("Retry-After", strconv.Itoa(rule.RetryAfter))
+			writeError(w, http.StatusTooManyRequests, "rate_limit_exceeded", nil, ptr("rate_limit_exceeded"), "Rate limit reached for requests (injected by the fake).")
+			return
+		case Fault500:
+			writeError(w, http.StatusInternalServerError, "server_error", nil, nil, "The server had an error while processing your request (injected by the fake).")
+			return
+		case FaultDrop:
+			abortConn(w)
+			return
+		case FaultLostResponse:
+			s.handle(&discardWriter{}, r, op, args)
+			abortConn(w)
+			return
+		case FaultHold:
+			time.Sleep(rule.Hold)
+		}
+	}
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	s.handle(sw, r, op, args)
+	s.logf("%s %s op=%s status=%d", r.Method, r.URL.Path, op, sw.status)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// handle authenticates and performs op.
+func (s *Server) handle(w http.ResponseWriter, r *http.Request, op Op, args []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.authLocked(w, r) {
+		return
+	}
+	switch op {
+	case OpListProjects:
+		s.listProjects(w, r)
+	case OpGetProject:
+		if p := s.projectLocked(w, args[0], false); p != nil {
+			writeJSON(w, p.json())
+		}
+	case OpCreateServiceAccount:
+		if p := s.projectLocked(w, args[0], true); p != nil {
+			s.createServiceAccount(w, r, p)
+		}
+	case OpListServiceAccounts:
+		if p := s.projectLocked(w, args[0], true); p != nil {
+			s.listServiceAccounts(w, r, p)
+		}
+	case OpGetServiceAccount:
+		if p := s.projectLocked(w, args[0], true); p != nil {
+			if a := accountOr404(w, p, args[1]); a != nil {
+				writeJSON(w, a.json())
+			}
+		}
+	case OpDeleteServiceAccount:
+		if p := s.projectLocked(w, args[0], true); p != nil {
+			if a := accountOr404(w, p, args[1]); a != nil {
+				p.deleteLocked(a.id)
+				writeJSON(w, deletedJSON{Object: "organization.project.service_account.deleted", ID: a.id, Deleted: true})
+			}
+		}
+	case OpListProjectAPIKeys:
+		if p := s.projectLocked(w, args[0], true); p != nil {
+			s.listProjectAPIKeys(w, r, p)
+		}
+	case OpListAdminKeys:
+		s.listAdminKeys(w, r)
+	case OpCreateAdminKey:
+		s.createAdminKey(w, r)
+	case OpGetAdminKey:
+		if k := s.adminKeyOr404(w, args[0]); k != nil {
+			writeJSON(w, k.json(false))
+		}
+	case OpDeleteAdminKey:
+		if k := s.adminKeyOr404(w, args[0]); k != nil {
+			s.deleteAdminKeyLocked(k.id)
+			writeJSON(w, deletedJSON{Object: "organization.admin_api_key.deleted", ID: k.id, Deleted: true})
+		}
+	}
+}
+
+func (s *Server) authLocked(w http.ResponseWriter, r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		writeError(w, http.StatusUnauthorized, "invalid_request_error", nil, nil,
+			"You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+		return false
+	}
+	s.expireAdminKeysLocked()
+	k, ok := s.adminByVal[strings.TrimSpace(token)]
+	if !ok {
+		// Unlike OpenAI, no part of the key is echoed: nothing secret may reach logs.
+		writeError(w, http.StatusUnauthorized, "invalid_request_error", nil, ptr("invalid_api_key"), "Incorrect API key provided.")
+		return false
+	}
+	k.lastUsedAt = s.now().Unix()
+	return true
+}
+
+// projectLocked finds a project; forAccounts rejects archived projects,
+// which have no service accounts or keys.
+func (s *Server) projectLocked(w http.ResponseWriter, id string, forAccounts bool) *project {
+	p, ok := s.projects[id]
+	if !ok {
+		writeError(w, http.StatusNotFound, "invalid_request_error", nil, nil, fmt.Sprintf("No such project: '%s'.", id))
+		return nil
+	}
+	if forAccounts && p.status == "archived" {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", nil, nil, fmt.Sprintf("Project '%s' is archived.", id))
+		return nil
+	}
+	return p
+}
+
+func accountOr404(w http.ResponseWriter, p *project, id string) *account {
+	a, ok := p.accounts[id]
+	if !ok {
+		writeError(w, http.StatusNotFound, "invalid_request_error", nil, nil, fmt.Sprintf("No such service account: '%s'.", id))
+		return nil
+	}
+	return a
+}
+
+func (s *Server) adminKeyOr404(w http.ResponseWriter, id string) *adminKey {
+	k, ok := s.adminKeys[id]
+	if !ok {
+		writeError(w, http.StatusNotFound, "invalid_request_error", nil, nil, fmt.Sprintf("No such admin API key: '%s'.", id))
+		return nil
+	}
+	return k
+}
+
+// parseLimit reads ?limit= (1..100, default 20).
+func parseLimit(w http.ResponseWriter, r *http.Request) (int, bool) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return defaultLimit, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxLimit {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", ptr("limit"), nil, "limit must be an integer between 1 and 100.")
+		return 0, false
+	}
+	return n, true
+}
+
+func badAfter(w http.ResponseWriter, after string) {
+	writeError(w, http.StatusBadRequest, "invalid_request_error", ptr("after"), nil, fmt.Sprintf("No object found for cursor '%s'.", after))
+}
+
+func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
+	limit, ok := parseLimit(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	archived := q.Get("include_archived") == "true"
+	after := q.Get("after")
+	start := 0
+	if after != "" {
+		p, ok := s.projects[after]
+		if !ok {
+			badAfter(w, after)
+			return
+		}
+		start = sort.Search(len(s.projOrder), func(i int) bool { return s.projOrder[i].seq > p.seq })
+	}
+	var items []any
+	var ids []string
+	hasMore := false
+	for _, p := range s.projOrder[start:] {
+		if p.status == "archived" && !archived {
+			continue
+		}
+		if len(items) == limit {
+			hasMore = true
+			break
+		}
+		items = append(items, p.json())
+		ids = append(ids, p.id)
+	}
+	writeJSON(w, list(items, ids, hasMore))
+}
+
+// pageAccounts returns up to limit accounts after the cursor that satisfy keep.
+func (p *project) pageAccounts(after string, limit int, keep func(*account) bool) (out []*account, hasMore, ok bool) {
+	start := 0
+	if after != "" {
+		seq, found := p.seqOf[after]
+		if !found {
+			return nil, false, false
+		}
+		start = sort.Search(len(p.order), func(i int) bool { return p.order[i].seq > seq })
+	}
+	for _, a := range p.order[start:] {
+		if a.deleted || !keep(a) {
+			continue
+		}
+		if len(out) == limit {
+			return out, true, true
+		}
+		out = append(out, a)
+	}
+	return out, false, true
+}
+
+func (s *Server) listServiceAccounts(w http.ResponseWriter, r *http.Request, p *project) {
+	limit, ok := parseLimit(w, r)
+	if !ok {
+		return
+	}
+	after := r.URL.Query().Get("after")
+	accts, hasMore, ok := p.pageAccounts(after, limit, func(*account) bool { return true })
+	if !ok {
+		badAfter(w, after)
+		return
+	}
+	items := make([]any, 0, len(accts))
+	ids := make([]string, 0, len(accts))
+	for _, a := range accts {
+		items = append(items, a.json())
+		ids = append(ids, a.id)
+	}
+	writeJSON(w, list(items, ids, hasMore))
+}
+
+func (s *Server) listProjectAPIKeys(w http.ResponseWriter, r *http.Request, p *project) {
+	limit, ok := parseLimit(w, r)
+	if !ok {
+		return
+	}
+	now := s.now().Unix()
+	after := r.URL.Query().Get("after")
+	accts, hasMore, ok := p.pageAccounts(after, limit, func(a *account) bool {
+		return a.key != nil && (a.key.expiresAt == 0 || a.key.expiresAt > now)
+	})
+	if !ok {
+		badAfter(w, after)
+		return
+	}
+	items := make([]any, 0, len(accts))
+	ids := make([]string, 0, len(accts))
+	for _, a := range accts {
+		items = append(items, a.projectKeyJSON())
+		ids = append(ids, a.key.id)
+	}
+	writeJSON(w, list(items, ids, hasMore))
+}
+
+// readBody parses a JSON object body into its raw fields.
+func readBody(w http.ResponseWriter, r *http.Request) (map[string]json.RawMessage, bool) {
+	var body map[string]json.RawMessage
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err := dec.Decode(&body); err != nil || body == nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", nil, nil,
+			"We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.")
+		return nil, false
+	}
+	return body, true
+}
+
+// nameField reads the required, non-empty "name".
+func nameField(w http.ResponseWriter, body map[string]json.RawMessage) (string, bool) {
+	var name string
+	raw, ok := body["name"]
+	if !ok || json.Unmarshal(raw, &name) != nil || strings.TrimSpace(name) == "" {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", ptr("name"), nil, "'name' is required and must be a non-empty string.")
+		return "", false
+	}
+	return name, true
+}
+
+// expiresField reads the optional "expires_in_seconds" (1..31536000); 0 means absent.
+func expiresField(w http.ResponseWriter, body map[string]json.RawMessage) (int64, bool) {
+	raw, ok := body["expires_in_seconds"]
+	if !ok || string(raw) == "null" {
+		return 0, true
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil || n < 1 || n > maxExpiresIn {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", ptr("expires_in_seconds"), nil,
+			fmt.Sprintf("'expires_in_seconds' must be an integer between 1 and %d.", maxExpiresIn))
+		return 0, false
+	}
+	return n, true
+}
+
+func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request, p *project) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	name, ok := nameField(w, body)
+	if !ok {
+		return
+	}
+	expiresIn, ok := expiresField(w, body)
+	if !ok {
+		return
+	}
+	var accountOnly bool
+	if raw, ok := body["create_service_account_only"]; ok && string(raw) != "null" {
+		if json.Unmarshal(raw, &accountOnly) != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request_error", ptr("create_service_account_only"), nil, "'create_service_account_only' must be a boolean.")
+			return
+		}
+	}
+	now := s.now().Unix()
+	s.seq++
+	a := &account{projectID: p.id, id: "svc_acct_" + randHex(12), name: name, role: "member", createdAt: now, seq: s.seq}
+	if accountOnly {
+		a.role = "none"
+	} else {
+		a.key = &saKey{id: "key_" + randHex(12), name: "Secret Key", value: "sk-svcacct-" + randHex(32), createdAt: now}
+		if expiresIn > 0 {
+			a.key.expiresAt = now + expiresIn
+			a.keyExpiresAt = a.key.expiresAt
+		}
+		p.seqOf[a.key.id] = a.seq
+	}
+	p.accounts[a.id] = a
+	p.order = append(p.order, a)
+	p.seqOf[a.id] = a.seq
+	resp := serviceAccountCreateJSON{serviceAccountJSON: a.json()}
+	if a.key != nil {
+		resp.APIKey = &serviceAccountKeyJSON{
+			Object: "organization.project.service_account.api_key", Value: a.key.value, Name: a.key.name,
+			CreatedAt: a.key.createdAt, ID: a.key.id, ExpiresAt: optTime(a.key.expiresAt),
+		}
+	}
+	writeJSON(w, resp)
+}
+
+func (s *Server) listAdminKeys(w http.ResponseWriter, r *http.Request) {
+	limit, ok := parseLimit(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	order := q.Get("order")
+	if order != "" && order != "asc" && order != "desc" {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", ptr("order"), nil, "order must be 'asc' or 'desc'.")
+		return
+	}
+	keys := s.adminOrder
+	if order == "desc" {
+		keys = make([]*adminKey, len(s.adminOrder))
+		for i, k := range s.adminOrder {
+			keys[len(keys)-1-i] = k
+		}
+	}
+	if after := q.Get("after"); after != "" {
+		k, ok := s.adminKeys[after]
+		if !ok {
+			badAfter(w, after)
+			return
+		}
+		for i, o := range keys {
+			if o == k {
+				keys = keys[i+1:]
+				break
+			}
+		}
+	}
+	hasMore := len(keys) > limit
+	if hasMore {
+		keys = keys[:limit]
+	}
+	items := make([]any, 0, len(keys))
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
+		items = append(items, k.json(false))
+		ids = append(ids, k.id)
+	}
+	writeJSON(w, list(items, ids, hasMore))
+}
+
+func (s *Server) createAdminKey(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	name, ok := nameField(w, body)
+	if !ok {
+		return
+	}
+	expiresIn, ok := expiresField(w, body)
+	if !ok {
+		return
+	}
+	var expiresAt int64
+	if expiresIn > 0 {
+		expiresAt = s.now().Unix() + expiresIn
+	}
+	k := s.addAdminKeyLocked(name, "sk-admin-"+randHex(24), expiresAt)
+	writeJSON(w, k.json(true))
+}
+
+// Wire shapes. Field order follows OpenAI's examples.
+
+type errorJSON struct {
+	Error errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    *string `json:"code"`
+}
+
+type listJSON struct {
+	Object  string  `json:"object"`
+	Data    []any   `json:"data"`
+	FirstID *string `json:"first_id"`
+	LastID  *string `json:"last_id"`
+	HasMore bool    `json:"has_more"`
+}
+
+type projectJSON struct {
+	ID         string `json:"id"`
+	Object     string `json:"object"`
+	Name       string `json:"name"`
+	CreatedAt  int64  `json:"created_at"`
+	ArchivedAt *int64 `json:"archived_at"`
+	Status     string `json:"status"`
+}
+
+type serviceAccountJSON struct {
+	Object    string `json:"object"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Role      string `json:"role"`
+	CreatedAt int64  `json:"created_at"`
+}
+
+type serviceAccountCreateJSON struct {
+	serviceAccountJSON
+	APIKey *serviceAccountKeyJSON `json:"api_key"`
+}
+
+type serviceAccountKeyJSON struct {
+	Object    string `json:"object"`
+	Value     string `json:"value"`
+	Name      string `json:"name"`
+	CreatedAt int64  `json:"created_at"`
+	ID        string `json:"id"`
+	// Not in the published spec; the SDK (newer) reads it.
+	ExpiresAt *int64 `json:"expires_at"`
+}
+
+type projectAPIKeyJSON struct {
+	Object             string        `json:"object"`
+	RedactedValue      string        `json:"redacted_value"`
+	Name               string        `json:"name"`
+	CreatedAt          int64         `json:"created_at"`
+	LastUsedAt         *int64        `json:"last_used_at"`
+	ID                 string        `json:"id"`
+	OwnerProjectAccess string        `json:"owner_project_access"`
+	ExpiresAt          *int64        `json:"expires_at"` // SDK-only field
+	Owner              projectKeyOwn `json:"owner"`
+}
+
+type projectKeyOwn struct {
+	Type           string      `json:"type"`
+	ServiceAccount ownerSAJSON `json:"service_account"`
+}
+
+type ownerSAJSON struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Role      string `json:"role"`
+	CreatedAt int64  `json:"created_at"`
+}
+
+type adminKeyJSON struct {
+	Object        string        `json:"object"`
+	ID            string        `json:"id"`
+	Name          string        `json:"name"`
+	RedactedValue string        `json:"redacted_value"`
+	CreatedAt     int64         `json:"created_at"`
+	ExpiresAt     *int64        `json:"expires_at"`
+	LastUsedAt    *int64        `json:"last_used_at"`
+	Owner         adminKeyOwner `json:"owner"`
+	Value         string        `json:"value,omitempty"`
+}
+
+type adminKeyOwner struct {
+	Type      string `json:"type"`
+	Object    string `json:"object"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	CreatedAt int64  `json:"created_at"`
+	Role      string `json:"role"`
+}
+
+type deletedJSON struct {
+	Object  string `json:"object"`
+	ID      string `json:"id"`
+	Deleted bool   `json:"deleted"`
+}
+
+func (p *project) json() projectJSON {
+	return projectJSON{ID: p.id, Object: "organization.project", Name: p.name, CreatedAt: p.createdAt, ArchivedAt: optTime(p.archivedAt), Status: p.status}
+}
+
+func (a *account) json() serviceAccountJSON {
+	return serviceAccountJSON{Object: "organization.project.service_account", ID: a.id, Name: a.name, Role: a.role, CreatedAt: a.createdAt}
+}
+
+func (a *account) projectKeyJSON() projectAPIKeyJSON {
+	return projectAPIKeyJSON{
+		Object: "organization.project.api_key", RedactedValue: redact(a.key.value), Name: a.key.name,
+		CreatedAt: a.key.createdAt, ID: a.key.id, OwnerProjectAccess: "active", ExpiresAt: optTime(a.key.expiresAt),
+		Owner: projectKeyOwn{Type: "service_account", ServiceAccount: ownerSAJSON{ID: a.id, Name: a.name, Role: a.role, CreatedAt: a.createdAt}},
+	}
+}
+
+// The fake's admin keys all belong to one organization owner.
+var fakeOwner = adminKeyOwner{Type: "user", Object: "organization.user", ID: "user_fake_owner", Name: "Fake Owner", CreatedAt: 1700000000, Role: "owner"}
+
+func (k *adminKey) json(withValue bool) adminKeyJSON {
+	out := adminKeyJSON{
+		Object: "organization.admin_api_key", ID: k.id, Name: k.name, RedactedValue: redact(k.value),
+		CreatedAt: k.createdAt, ExpiresAt: optTime(k.expiresAt), LastUsedAt: optTime(k.lastUsedAt), Owner: fakeOwner,
+	}
+	if withValue {
+		out.Value = k.value
+	}
+	return out
+}
+
+func list(items []any, ids []string, hasMore bool) listJSON {
+	out := listJSON{Object: "list", Data: items, HasMore: hasMore}
+	if out.Data == nil {
+		out.Data = []any{}
+	}
+	if len(ids) > 0 {
+		out.FirstID, out.LastID = &ids[0], &ids[len(ids)-1]
+	}
+	return out
+}
+
+func optTime(t int64) *int64 {
+	if t == 0 {
+		return nil
+	}
+	return &t
+}
+
+func ptr(s string) *string { return &s }
+
+func writeJSON(w http.ResponseWriter, v any) {
+	writeStatusJSON(w, http.StatusOK, v)
+}
+
+func writeStatusJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"message":"fake: cannot encode response","type":"server_error","param":null,"code":null}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, typ string, param, code *string, msg string) {
+	writeStatusJSON(w, status, errorJSON{Error: errorBody{Message: msg, Type: typ, Param: param, Code: code}})
+}
