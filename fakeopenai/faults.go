@@ -30,7 +30,7 @@ type FaultRule struct {
 	Kind       FaultKind     //
 	Rate       float64       // probability 0..1 per matching request
 	Count      int           // if > 0, fires for the next Count matching requests only, ignoring Rate
-	RetryAfter int           // seconds, for Fault429 (Retry-After header)
+	RetryAfter int           // seconds, for Fault429 (Retry-After header; at least 1, as the spec requires)
 	Hold       time.Duration // for FaultHold
 }
 

@@ -95,7 +95,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.logf("%s %s op=%s fault=%s", r.Method, r.URL.Path, op, rule.Kind)
 		switch rule.Kind {
 		case Fault429:
-			w.Header().Set("Retry-After", strconv.Itoa(rule.RetryAfter))
+			w.Header().Set("Retry-After", strconv.Itoa(max(rule.RetryAfter, 1))) // the spec: minimum 1
 			writeError(w, http.StatusTooManyRequests, "rate_limit_exceeded", nil, ptr("rate_limit_exceeded"), "Rate limit reached for requests (injected by the fake).")
 			return
 		case Fault500:
