@@ -21,7 +21,10 @@ build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/vault-plugin-openai ./cmd/vault-plugin-openai
 	$(GO) build -trimpath -o bin/fake-openai ./cmd/fake-openai
 
-test: test-unit test-e2e
+# Sequential even under make -j: unit failures should stop before Vault starts.
+test:
+	$(MAKE) test-unit
+	$(MAKE) test-e2e
 
 # The e2e package is behind the `e2e` build tag, so ./... here never starts Vault.
 test-unit:

@@ -331,8 +331,16 @@ func (v *Vault) cleanup() {
 		v.t.Errorf("the plugin reported a data race (Vault log follows)")
 	}
 	if v.t.Failed() {
-		v.t.Logf("---- Vault server log (%s), secrets redacted ----\n%s\n---- end of Vault log ----",
-			v.logPath, v.redact(string(logText)))
+		// The tail is where a failure shows; E2E_VAULT_LOG_LINES=0 prints all of it.
+		n := 300
+		if s := os.Getenv("E2E_VAULT_LOG_LINES"); s != "" {
+			n, _ = strconv.Atoi(s)
+		}
+		text := strings.TrimRight(string(logText), "\n")
+		if lines := strings.Split(text, "\n"); n > 0 && len(lines) > n {
+			text = fmt.Sprintf("[... %d earlier lines ...]\n", len(lines)-n) + strings.Join(lines[len(lines)-n:], "\n")
+		}
+		v.t.Logf("---- Vault server log, secrets redacted ----\n%s\n---- end of Vault log ----", v.redact(text))
 	}
 }
 
