@@ -1,8 +1,10 @@
 package fakeopenai
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strconv"
@@ -14,6 +16,7 @@ const (
 	maxExpiresIn = 31536000 // one year: the SDK's documented upper bound
 	defaultLimit = 20
 	maxLimit     = 100
+	maxBody      = 1 << 20
 )
 
 // routes maps path shapes ("*" is one path segment) to the operation per method.
@@ -73,6 +76,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	op, args, status := resolve(r.Method, r.URL.Path)
 	if op != "" {
 		s.countCall(op)
+	}
+	// Read the body up front: net/http notices a client hanging up (and
+	// cancels r.Context()) only once the body has been consumed, and
+	// Latency must end when the client gives up.
+	if r.Body != nil && r.Body != http.NoBody {
+		b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+		_ = r.Body.Close()
+		if err != nil {
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
 	}
 	latency, down := s.baseFaults()
 	if down {
@@ -356,7 +370,7 @@ func (s *Server) listProjectAPIKeys(w http.ResponseWriter, r *http.Request, p *p
 // readBody parses a JSON object body into its raw fields.
 func readBody(w http.ResponseWriter, r *http.Request) (map[string]json.RawMessage, bool) {
 	var body map[string]json.RawMessage
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	if err := dec.Decode(&body); err != nil || body == nil {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", nil, nil,
 			"We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.")
