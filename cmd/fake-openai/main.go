@@ -36,14 +36,20 @@ func main() {
 		}
 		return
 	}
-	if err := serve(os.Args[1:]); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, os.Args[1:], os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "fake-openai:", err)
+		stop()
 		os.Exit(1)
 	}
 }
 
-func serve(args []string) error {
+// serve runs the fake until ctx ends (SIGINT/SIGTERM in main), then shuts
+// down gracefully.
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fake-openai", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	addrFile := fs.String("addr-file", "", "write the base URL (http://HOST:PORT/v1) to this file once listening")
 	latency := fs.Duration("latency", 0, "latency added to every API request")
@@ -51,7 +57,7 @@ func serve(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	logger := log.New(os.Stderr, "fake-openai: ", log.LstdFlags)
+	logger := log.New(stderr, "fake-openai: ", log.LstdFlags)
 	opts := fakeopenai.Options{AdminKey: os.Getenv("FAKE_OPENAI_ADMIN_KEY")}
 	if *verbose {
 		opts.Logger = logger
@@ -79,8 +85,6 @@ func serve(args []string) error {
 	logger.Printf("serving %s (admin key id %s; projects %s, %s)", base, fake.AdminKeyID(), fakeopenai.ProjectActive, fakeopenai.ProjectArchived)
 
 	srv := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
