@@ -583,3 +583,23 @@ func TestContractRejectsDrift(t *testing.T) {
 		})
 	}
 }
+
+// TestContractCoversEveryRoute keeps the fake from growing an endpoint the
+// contract does not describe.
+func TestContractCoversEveryRoute(t *testing.T) {
+	c := loadContract(t)
+	for _, rt := range routes {
+		path := "/v1/" + strings.ReplaceAll(strings.Join(rt.pattern, "/"), "*", "x_1")
+		for method, op := range rt.methods {
+			req := httptest.NewRequest(method, "https://api.openai.com"+path, nil)
+			route, _, err := c.router.FindRoute(req)
+			if err != nil {
+				t.Errorf("%s %s (%s) is not in %s: %v", method, path, op, specFile, err)
+				continue
+			}
+			if route.Operation.OperationID == "" {
+				t.Errorf("%s %s has no operationId", method, path)
+			}
+		}
+	}
+}
