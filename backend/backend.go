@@ -75,12 +75,14 @@ func newBackend() *backend {
 			LocalStorage:    []string{framework.WALPrefix},
 		},
 		Paths: framework.PathAppend(
-			[]*framework.Path{pathConfig(b)},
+			[]*framework.Path{pathConfig(b), pathRotateRoot(b)},
 			pathRoles(b),
 			[]*framework.Path{pathCreds(b)},
 		),
 		Secrets:           []*framework.Secret{secretAPIKey(b)},
 		WALRollback:       b.walRollback,
+		PeriodicFunc:      b.periodicFunc,
+		RotateCredential:  b.rotateCredential,
 		WALRollbackMinAge: walRollbackMinAge(),
 		Invalidate:        b.invalidate,
 		Clean:             func(context.Context) { b.resetClient() },
@@ -138,3 +140,18 @@ func (b *backend) getClient(ctx context.Context, s logical.Storage) (adminClient
 }
 
 var errMissingConfig = fmt.Errorf("the OpenAI engine is not configured: write admin_api_key to config first")
+
+// clientAfterAuthFailure returns the current client when err is an auth
+// failure of a call made with used and a rotation has since replaced the key,
+// so requests in flight across a rotation retry once instead of failing.
+// An auth failure means OpenAI did nothing, so the retry is safe.
+func (b *backend) clientAfterAuthFailure(ctx context.Context, s logical.Storage, used adminClient, err error) adminClient {
+	if !isAuthError(err) {
+		return nil
+	}
+	current, cerr := b.getClient(ctx, s)
+	if cerr != nil || current == used {
+		return nil
+	}
+	return current
+}

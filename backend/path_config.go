@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/automatedrotationutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -32,6 +33,18 @@ type openaiConfig struct {
 	BaseURL        string        `json:"base_url"`
 	RequestTimeout time.Duration `json:"request_timeout"`
 	MaxRetries     int           `json:"max_retries"`
+
+	// MountLabel names the mount in rotated keys' names.
+	MountLabel string `json:"mount_label,omitempty"`
+
+	// Root credential lifecycle (see rotation.go).
+	AdminAPIKeyTTL         time.Duration                                 `json:"admin_api_key_ttl,omitempty"`
+	AdminAPIKeyExpiresAt   int64                                         `json:"admin_api_key_expires_at,omitempty"`
+	KeySetAt               time.Time                                     `json:"key_set_at"`
+	LastRotated            time.Time                                     `json:"last_rotated"`
+	PendingKeyDeletions    []string                                      `json:"pending_key_deletions,omitempty"`
+	Rotation               automatedrotationutil.AutomatedRotationParams `json:"rotation"`
+	RotationManagedByVault bool                                          `json:"rotation_managed_by_vault,omitempty"`
 }
 
 func (c *openaiConfig) clientSettings() clientSettings {
@@ -45,7 +58,7 @@ func (c *openaiConfig) clientSettings() clientSettings {
 }
 
 func pathConfig(b *backend) *framework.Path {
-	return &framework.Path{
+	p := &framework.Path{
 		Pattern: "config",
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
@@ -87,6 +100,11 @@ func pathConfig(b *backend) *framework.Path {
 				Default:      defaultMaxRetries,
 				DisplayAttrs: &framework.DisplayAttributes{Name: "Max retries"},
 			},
+			"admin_api_key_ttl": {
+				Type:         framework.TypeDurationSecond,
+				Description:  "Lifetime OpenAI gives admin keys created by rotation (0: no expiry). Such keys are rotated when a fifth of their lifetime remains.",
+				DisplayAttrs: &framework.DisplayAttributes{Name: "Admin API key TTL"},
+			},
 		},
 		ExistenceCheck: b.configExistenceCheck,
 		Operations: map[logical.Operation]framework.OperationHandler{
@@ -110,6 +128,8 @@ func pathConfig(b *backend) *framework.Path {
 		HelpSynopsis:    "Configure the OpenAI admin API key and connection.",
 		HelpDescription: pathConfigHelp,
 	}
+	automatedrotationutil.AddAutomatedRotationFields(p.Fields)
+	return p
 }
 
 const pathConfigHelp = `
@@ -117,6 +137,12 @@ The engine authenticates to OpenAI's Admin API with an organization admin key.
 The key is verified against OpenAI on write (a rejected key is not stored),
 stored seal-wrapped, and never returned by read. Updating config with a new
 admin_api_key replaces the old one.
+
+Rotation: rotation_period (or rotation_schedule, cron) rotates the admin key
+automatically. On Vault Enterprise the schedule is registered with Vault's
+rotation manager; on Community Edition the engine runs it itself from its
+periodic function on the active node. Read shows last_rotated,
+next_rotation and any old keys still pending deletion.
 `
 
 func getConfig(ctx context.Context, s logical.Storage) (*openaiConfig, error) {
@@ -152,13 +178,33 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	if err != nil || cfg == nil {
 		return nil, err
 	}
-	return &logical.Response{Data: map[string]interface{}{
-		"admin_api_key_id": cfg.AdminAPIKeyID,
-		"organization_id":  cfg.OrganizationID,
-		"base_url":         cfg.BaseURL,
-		"request_timeout":  int64(cfg.RequestTimeout.Seconds()),
-		"max_retries":      cfg.MaxRetries,
-	}}, nil
+	data := map[string]interface{}{
+		"admin_api_key_id":            cfg.AdminAPIKeyID,
+		"organization_id":             cfg.OrganizationID,
+		"base_url":                    cfg.BaseURL,
+		"request_timeout":             int64(cfg.RequestTimeout.Seconds()),
+		"max_retries":                 cfg.MaxRetries,
+		"admin_api_key_ttl":           int64(cfg.AdminAPIKeyTTL.Seconds()),
+		"last_rotated":                formatTime(cfg.LastRotated),
+		"pending_admin_key_deletions": append([]string{}, cfg.PendingKeyDeletions...),
+		"rotation_managed_by":         "engine",
+		"next_rotation":               formatTime(cfg.nextRotation()),
+	}
+	if cfg.RotationManagedByVault {
+		data["rotation_managed_by"] = "vault"
+	}
+	if cfg.AdminAPIKeyExpiresAt > 0 {
+		data["admin_api_key_expires_at"] = formatTime(time.Unix(cfg.AdminAPIKeyExpiresAt, 0))
+	}
+	cfg.Rotation.PopulateAutomatedRotationData(data)
+	return &logical.Response{Data: data}, nil
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -220,8 +266,43 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		cfg.MaxRetries = n
 	}
 
+	if v, ok := d.GetOk("admin_api_key_ttl"); ok {
+		ttl := time.Duration(v.(int)) * time.Second
+		if ttl != 0 && (ttl < time.Hour || ttl > maxKeyLifetime) {
+			return logical.ErrorResponse("admin_api_key_ttl must be 0 or between 1h and %s", maxKeyLifetime), nil
+		}
+		cfg.AdminAPIKeyTTL = ttl
+	}
+	rotationChanged := false
+	for _, f := range []string{"rotation_period", "rotation_schedule", "rotation_window", "disable_automated_rotation", "rotation_policy"} {
+		if _, ok := d.GetOk(f); ok {
+			rotationChanged = true
+		}
+	}
+	if rotationChanged {
+		if err := cfg.Rotation.ParseAutomatedRotationFields(d); err != nil {
+			return logical.ErrorResponse("rotation: %s", err), nil
+		}
+		if p := cfg.Rotation.RotationPeriod; p < 0 || (p > 0 && p < time.Minute) {
+			return logical.ErrorResponse("rotation_period must be 0 (off) or at least 1m"), nil
+		}
+	}
+	if keyChanged || cfg.KeySetAt.IsZero() {
+		cfg.KeySetAt = time.Now().UTC().Truncate(time.Second)
+	}
+	if req.MountPoint != "" {
+		cfg.MountLabel = strings.Trim(req.MountPoint, "/")
+	}
+
 	if resp, err := b.verifyAdminKey(ctx, cfg); resp != nil || err != nil {
 		return resp, err
+	}
+	if rotationChanged {
+		managed, err := b.registerRotation(ctx, req, cfg.Rotation)
+		if err != nil {
+			return nil, fmt.Errorf("register rotation with Vault: %w", err)
+		}
+		cfg.RotationManagedByVault = managed
 	}
 	if err := putConfig(ctx, req.Storage, cfg); err != nil {
 		return nil, err
@@ -246,13 +327,16 @@ func (b *backend) verifyAdminKey(ctx context.Context, cfg *openaiConfig) (*logic
 		case !redactedMatches(k.RedactedValue, cfg.AdminAPIKey):
 			return logical.ErrorResponse("admin_api_key_id %q belongs to a different key than admin_api_key", cfg.AdminAPIKeyID), nil
 		}
+		cfg.AdminAPIKeyExpiresAt = k.ExpiresAt
 		return nil, nil
 	}
 
 	var matches []string
+	var expiresAt int64
 	err := client.ListAdminAPIKeys(ctx, func(k adminAPIKey) bool {
 		if redactedMatches(k.RedactedValue, cfg.AdminAPIKey) {
 			matches = append(matches, k.ID)
+			expiresAt = k.ExpiresAt
 		}
 		return true
 	})
@@ -267,6 +351,7 @@ func (b *backend) verifyAdminKey(ctx context.Context, cfg *openaiConfig) (*logic
 		return logical.ErrorResponse("admin_api_key matches %d admin keys by redacted value (%s); set admin_api_key_id", len(matches), strings.Join(matches, ", ")), nil
 	}
 	cfg.AdminAPIKeyID = matches[0]
+	cfg.AdminAPIKeyExpiresAt = expiresAt
 	return nil, nil
 }
 

@@ -86,6 +86,9 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	}
 
 	sa, err := b.createServiceAccount(ctx, req.Storage, client, role.ProjectID, name, maxTTL)
+	if fresh := b.clientAfterAuthFailure(ctx, req.Storage, client, err); fresh != nil {
+		sa, err = b.createServiceAccount(ctx, req.Storage, fresh, role.ProjectID, name, maxTTL)
+	}
 	if err != nil {
 		if isClientError(err) {
 			return logical.ErrorResponse("issue key for role %q: %s", roleName, err), nil

@@ -131,6 +131,9 @@ func (b *backend) secretAPIKeyRevoke(ctx context.Context, req *logical.Request, 
 		return nil, err
 	}
 	err = client.DeleteServiceAccount(ctx, key.ProjectID, key.ServiceAccountID)
+	if fresh := b.clientAfterAuthFailure(ctx, req.Storage, client, err); fresh != nil {
+		err = fresh.DeleteServiceAccount(ctx, key.ProjectID, key.ServiceAccountID)
+	}
 	if err != nil && !isNotFound(err) {
 		return nil, fmt.Errorf("revoke service account %s: %w", key.ServiceAccountID, err)
 	}

@@ -41,6 +41,8 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 			return nil
 		}
 		return b.rollbackServiceAccount(ctx, req.Storage, &entry)
+	case walKindAdminKeyRotation:
+		return b.rollbackAdminKeyRotation(ctx, req.Storage, data)
 	default:
 		// Returning an error would retry this forever; nothing can handle it.
 		b.Logger().Error("dropping WAL entry of unknown kind", "kind", kind)

@@ -1,0 +1,61 @@
+package backend
+
+import (
+	"context"
+	"errors"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func pathRotateRoot(b *backend) *framework.Path {
+	return &framework.Path{
+		Pattern: "config/rotate-root",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefix,
+			OperationVerb:   "rotate",
+			OperationSuffix: "root-credentials",
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:                    b.pathRotateRoot,
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+		},
+		HelpSynopsis:    "Rotate the OpenAI admin API key.",
+		HelpDescription: pathRotateRootHelp,
+	}
+}
+
+const pathRotateRootHelp = `
+Creates a new admin API key named after this mount, verifies that it
+authenticates, stores it, then deletes the old key. A crash at any step is
+settled by WAL rollback: forward if the new key was stored, back otherwise.
+If the old key cannot be deleted yet, its id is kept in config as pending and
+deletion is retried periodically. Returns the new admin_api_key_id.
+`
+
+func (b *backend) pathRotateRoot(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	res, err := b.rotateRoot(ctx, req.Storage)
+	switch {
+	case errors.Is(err, errMissingConfig), errors.Is(err, errCurrentKeyRejected):
+		return logical.ErrorResponse(err.Error()), nil
+	case err != nil:
+		return nil, err
+	}
+	resp := &logical.Response{Data: map[string]interface{}{
+		"admin_api_key_id": res.KeyID,
+		"last_rotated":     formatTime(res.LastRotated),
+	}}
+	if res.OldKeyPending {
+		resp.AddWarning("the old admin key could not be deleted yet; it is listed in config as pending and deletion is retried periodically")
+	}
+	return resp, nil
+}
+
+// rotateCredential is called by Vault Enterprise's rotation manager.
+func (b *backend) rotateCredential(ctx context.Context, req *logical.Request) error {
+	_, err := b.rotateRoot(ctx, req.Storage)
+	return err
+}

@@ -1,0 +1,22 @@
+package backend
+
+import (
+	"context"
+	"errors"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// periodicFunc runs on Vault's fixed one-minute tick. Only the node that may
+// write (the active node, or a performance primary) acts, so two nodes never
+// rotate the same key.
+func (b *backend) periodicFunc(ctx context.Context, req *logical.Request) error {
+	if !b.WriteSafeReplicationState() {
+		return nil
+	}
+	var errs []error
+	if err := b.rotateIfDue(ctx, req.Storage); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

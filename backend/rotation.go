@@ -1,0 +1,363 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-secure-stdlib/base62"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/automatedrotationutil"
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/hashicorp/vault/sdk/rotation"
+	"github.com/mitchellh/mapstructure"
+)
+
+const walKindAdminKeyRotation = "admin_key_rotation"
+
+// walAdminKeyRotation guards one rotation. Rollback reads config: if it
+// already holds the new key the rotation is rolled forward (the old key is
+// deleted), otherwise back (the new key is deleted, by id or else by name).
+type walAdminKeyRotation struct {
+	OldKeyID   string `json:"old_key_id" mapstructure:"old_key_id"`
+	NewKeyName string `json:"new_key_name" mapstructure:"new_key_name"`
+	NewKeyID   string `json:"new_key_id,omitempty" mapstructure:"new_key_id"`
+	CreatedAt  int64  `json:"created_at" mapstructure:"created_at"`
+}
+
+// rotationWALGiveUpAfter bounds how long a rotation rollback that keeps
+// failing is retried (for example while the stored key is rejected).
+const rotationWALGiveUpAfter = 7 * 24 * time.Hour
+
+// verifyAttempts and verifyBackoff allow for a new key taking a moment to
+// work at OpenAI, which its documentation leaves open.
+const (
+	verifyAttempts = 5
+	verifyBackoff  = 250 * time.Millisecond
+)
+
+// rotateEarlyFraction: a key with an expiry is rotated once less than this
+// fraction of its lifetime remains.
+const rotateEarlyFraction = 5
+
+// errCurrentKeyRejected is a user error: nothing the engine can do without a
+// working key.
+var errCurrentKeyRejected = errors.New("the stored admin key is rejected by OpenAI, so it cannot create its successor: write a new working key to config (admin_api_key)")
+
+type rotationResult struct {
+	KeyID       string
+	LastRotated time.Time
+	// OldKeyPending is set when the old key could not be deleted yet.
+	OldKeyPending bool
+}
+
+// rotateRoot replaces the admin key: create, verify, persist, delete the old.
+// configMu serialises it with config writes and other rotations, so
+// concurrent rotations take turns and never share an old key.
+func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*rotationResult, error) {
+	b.configMu.Lock()
+	defer b.configMu.Unlock()
+
+	cfg, err := getConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		return nil, errMissingConfig
+	}
+	oldClient := b.newClient(cfg.clientSettings())
+	oldKeyID := cfg.AdminAPIKeyID
+	name := rotatedKeyName(cfg.MountLabel)
+
+	walID, err := framework.PutWAL(ctx, s, walKindAdminKeyRotation, &walAdminKeyRotation{
+		OldKeyID: oldKeyID, NewKeyName: name, CreatedAt: time.Now().Unix(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("write WAL entry: %w", err)
+	}
+
+	newKey, newValue, err := oldClient.CreateAdminAPIKey(ctx, name, int64(cfg.AdminAPIKeyTTL.Seconds()))
+	if err != nil {
+		if isClientError(err) {
+			b.deleteWALQuietly(ctx, s, walID)
+		}
+		if isAuthError(err) {
+			return nil, errCurrentKeyRejected
+		}
+		return nil, fmt.Errorf("rotate admin key: %w", err)
+	}
+
+	// Record the id so a rollback deletes exactly this key.
+	if id, err := framework.PutWAL(ctx, s, walKindAdminKeyRotation, &walAdminKeyRotation{
+		OldKeyID: oldKeyID, NewKeyName: name, NewKeyID: newKey.ID, CreatedAt: time.Now().Unix(),
+	}); err == nil {
+		b.deleteWALQuietly(ctx, s, walID)
+		walID = id
+	}
+
+	newCfg := *cfg
+	newCfg.AdminAPIKey = newValue
+	newCfg.AdminAPIKeyID = newKey.ID
+	newCfg.AdminAPIKeyExpiresAt = newKey.ExpiresAt
+	newClient := b.newClient(newCfg.clientSettings())
+
+	if err := verifyNewAdminKey(ctx, newClient, newKey.ID); err != nil {
+		b.discardNewAdminKey(ctx, s, oldClient, newKey.ID, walID)
+		return nil, fmt.Errorf("rotate admin key: the new key did not authenticate: %w", err)
+	}
+
+	now := time.Now().UTC().Truncate(time.Second)
+	newCfg.LastRotated = now
+	newCfg.KeySetAt = now
+	if oldKeyID != "" {
+		newCfg.PendingKeyDeletions = appendUnique(newCfg.PendingKeyDeletions, oldKeyID)
+	}
+	if err := putConfig(ctx, s, &newCfg); err != nil {
+		b.discardNewAdminKey(ctx, s, oldClient, newKey.ID, walID)
+		return nil, fmt.Errorf("rotate admin key: persist new key: %w", err)
+	}
+	b.resetClient()
+
+	// From here the rotation has happened; the old key's deletion is retried
+	// from the periodic function until it succeeds.
+	result := &rotationResult{KeyID: newKey.ID, LastRotated: now}
+	if err := b.deletePendingAdminKeys(ctx, s, newClient, &newCfg); err != nil {
+		result.OldKeyPending = true
+		b.Logger().Warn("old admin key not deleted yet; will retry", "admin_api_key_id", oldKeyID, "error", err)
+	}
+	b.deleteWALQuietly(ctx, s, walID)
+	b.Logger().Info("admin key rotated", "admin_api_key_id", newKey.ID, "old_admin_api_key_id", oldKeyID)
+	return result, nil
+}
+
+func verifyNewAdminKey(ctx context.Context, c adminClient, keyID string) error {
+	var err error
+	for i := 0; i < verifyAttempts; i++ {
+		if _, err = c.GetAdminAPIKey(ctx, keyID); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(verifyBackoff << i):
+		}
+	}
+	return err
+}
+
+// discardNewAdminKey undoes a rotation that failed before it was persisted.
+// If the delete fails the WAL entry stays and rollback retries it.
+func (b *backend) discardNewAdminKey(ctx context.Context, s logical.Storage, oldClient adminClient, newKeyID, walID string) {
+	if err := oldClient.DeleteAdminAPIKey(ctx, newKeyID); err != nil && !isNotFound(err) {
+		b.Logger().Warn("could not delete the unused new admin key; rollback will retry", "admin_api_key_id", newKeyID, "error", err)
+		return
+	}
+	b.deleteWALQuietly(ctx, s, walID)
+}
+
+// deletePendingAdminKeys deletes old keys recorded in cfg, persisting the
+// shrinking list. Caller holds configMu.
+func (b *backend) deletePendingAdminKeys(ctx context.Context, s logical.Storage, c adminClient, cfg *openaiConfig) error {
+	if len(cfg.PendingKeyDeletions) == 0 {
+		return nil
+	}
+	var remaining []string
+	var firstErr error
+	for _, id := range cfg.PendingKeyDeletions {
+		if id == cfg.AdminAPIKeyID {
+			continue // never delete the key in use
+		}
+		if err := c.DeleteAdminAPIKey(ctx, id); err != nil && !isNotFound(err) {
+			remaining = append(remaining, id)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	cfg.PendingKeyDeletions = remaining
+	if err := putConfig(ctx, s, cfg); err != nil {
+		return err
+	}
+	return firstErr
+}
+
+func (b *backend) rollbackAdminKeyRotation(ctx context.Context, s logical.Storage, data interface{}) error {
+	var entry walAdminKeyRotation
+	if err := mapstructure.WeakDecode(data, &entry); err != nil {
+		b.Logger().Error("dropping undecodable rotation WAL entry", "error", err)
+		return nil
+	}
+	if time.Since(time.Unix(entry.CreatedAt, 0)) > rotationWALGiveUpAfter {
+		b.Logger().Error("dropping rotation WAL entry after retrying for a week", "new_key_name", entry.NewKeyName)
+		return nil
+	}
+
+	b.configMu.Lock()
+	defer b.configMu.Unlock()
+	cfg, err := getConfig(ctx, s)
+	if err != nil {
+		return err
+	}
+	if cfg == nil {
+		return nil // config deleted: nothing left to rotate or to keep
+	}
+	client := b.newClient(cfg.clientSettings())
+
+	if entry.NewKeyID != "" && cfg.AdminAPIKeyID == entry.NewKeyID {
+		// Persisted before the crash: roll forward.
+		if entry.OldKeyID != "" {
+			cfg.PendingKeyDeletions = appendUnique(cfg.PendingKeyDeletions, entry.OldKeyID)
+		}
+		return b.deletePendingAdminKeys(ctx, s, client, cfg)
+	}
+
+	// Not persisted: delete the new key, which nothing uses.
+	var doomed []string
+	if entry.NewKeyID != "" {
+		doomed = []string{entry.NewKeyID}
+	} else {
+		err := client.ListAdminAPIKeys(ctx, func(k adminAPIKey) bool {
+			if k.Name == entry.NewKeyName && k.ID != cfg.AdminAPIKeyID {
+				doomed = append(doomed, k.ID)
+			}
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("rotation rollback: %w", err)
+		}
+	}
+	for _, id := range doomed {
+		if id == cfg.AdminAPIKeyID {
+			continue
+		}
+		if err := client.DeleteAdminAPIKey(ctx, id); err != nil && !isNotFound(err) {
+			return fmt.Errorf("rotation rollback: %w", err)
+		}
+		b.Logger().Info("deleted admin key from an interrupted rotation", "admin_api_key_id", id)
+	}
+	return nil
+}
+
+// rotatedKeyName says which Vault mount owns a key, for humans in OpenAI's console.
+func rotatedKeyName(mountLabel string) string {
+	suffix, err := base62.Random(6)
+	if err != nil {
+		suffix = "x"
+	}
+	label := sanitizeName(mountLabel)
+	if label == "" {
+		label = "openai"
+	}
+	return fmt.Sprintf("vault-%s-rotated-%d-%s", label, time.Now().Unix(), suffix)
+}
+
+func appendUnique(list []string, v string) []string {
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	return append(list, v)
+}
+
+// nextRotation is when the engine's own schedule next rotates, or zero if it
+// never does. It honours rotation_period or rotation_schedule, and rotates
+// early enough before a key with an expiry dies.
+func (c *openaiConfig) nextRotation() time.Time {
+	if c.RotationManagedByVault || c.Rotation.DisableAutomatedRotation {
+		return time.Time{}
+	}
+	base := c.KeySetAt
+	if c.LastRotated.After(base) {
+		base = c.LastRotated
+	}
+	var next time.Time
+	switch {
+	case c.Rotation.RotationPeriod > 0:
+		next = base.Add(c.Rotation.RotationPeriod)
+	case c.Rotation.RotationSchedule != "":
+		if sched, err := rotation.DefaultScheduler.Parse(c.Rotation.RotationSchedule); err == nil {
+			next = sched.Next(base)
+		}
+	}
+	if c.AdminAPIKeyExpiresAt > 0 && c.AdminAPIKeyTTL > 0 {
+		early := time.Unix(c.AdminAPIKeyExpiresAt, 0).Add(-c.AdminAPIKeyTTL / rotateEarlyFraction)
+		if next.IsZero() || early.Before(next) {
+			next = early
+		}
+	}
+	return next
+}
+
+// rotateIfDue is the engine's own schedule, run from PeriodicFunc. On
+// Enterprise, where Vault's rotation manager owns the schedule, it is idle.
+func (b *backend) rotateIfDue(ctx context.Context, s logical.Storage) error {
+	cfg, err := getConfig(ctx, s)
+	if err != nil || cfg == nil {
+		return err
+	}
+	if len(cfg.PendingKeyDeletions) > 0 {
+		if err := b.retryPendingDeletions(ctx, s); err != nil {
+			b.Logger().Warn("old admin key deletion still failing", "error", err)
+		}
+	}
+	next := cfg.nextRotation()
+	if next.IsZero() || time.Now().Before(next) {
+		return nil
+	}
+	res, err := b.rotateRoot(ctx, s)
+	if err != nil {
+		return fmt.Errorf("scheduled admin key rotation: %w", err)
+	}
+	b.Logger().Info("scheduled admin key rotation done", "admin_api_key_id", res.KeyID)
+	return nil
+}
+
+func (b *backend) retryPendingDeletions(ctx context.Context, s logical.Storage) error {
+	b.configMu.Lock()
+	defer b.configMu.Unlock()
+	cfg, err := getConfig(ctx, s)
+	if err != nil || cfg == nil {
+		return err
+	}
+	return b.deletePendingAdminKeys(ctx, s, b.newClient(cfg.clientSettings()), cfg)
+}
+
+// registerRotation hands the schedule to Vault's rotation manager where it
+// exists (Enterprise) and reports whether it did; on Community Edition,
+// which refuses, the engine's own PeriodicFunc schedule applies instead.
+func (b *backend) registerRotation(ctx context.Context, req *logical.Request, p automatedrotationutil.AutomatedRotationParams) (bool, error) {
+	if p.ShouldDeregisterRotationJob() {
+		err := b.System().DeregisterRotationJob(ctx, &rotation.RotationJobDeregisterRequest{MountPoint: req.MountPoint, ReqPath: req.Path})
+		if err != nil && !isRotationManagerUnsupported(err) {
+			return false, err
+		}
+		return false, nil
+	}
+	_, err := b.System().RegisterRotationJob(ctx, &rotation.RotationJobConfigureRequest{
+		Name:             "openai-admin-key",
+		MountPoint:       req.MountPoint,
+		ReqPath:          req.Path,
+		RotationSchedule: p.RotationSchedule,
+		RotationWindow:   p.RotationWindow,
+		RotationPeriod:   p.RotationPeriod,
+		RotationPolicy:   p.RotationPolicy,
+	})
+	if err == nil {
+		return true, nil
+	}
+	if isRotationManagerUnsupported(err) {
+		return false, nil
+	}
+	return false, err
+}
+
+// isRotationManagerUnsupported matches by message: the error crosses the
+// plugin's gRPC boundary and loses its identity on the way.
+func isRotationManagerUnsupported(err error) bool {
+	return err != nil && (errors.Is(err, automatedrotationutil.ErrRotationManagerUnsupported) ||
+		strings.Contains(err.Error(), automatedrotationutil.ErrRotationManagerUnsupported.Error()) ||
+		strings.Contains(err.Error(), "not implemented in StaticSystemView"))
+}
