@@ -71,7 +71,21 @@ type clientSettings struct {
 	OrganizationID string
 	RequestTimeout time.Duration
 	MaxRetries     int
+	// DeleteMinRetries floors the retries of a service-account delete; zero
+	// means deleteMinRetries. Tests lower it to keep failure cases fast.
+	DeleteMinRetries int
 }
+
+// deleteMinRetries is the retry floor for deleting a service account.
+// Deletes are idempotent (404 = gone) and run where nobody waits on them:
+// revocation, rollback, tidy. A revoke that fails goes back to Vault's
+// expiration manager, whose next attempt is 10-30s away and which marks the
+// lease irrevocable after six, so riding out throttling here is what lets
+// revocation converge on its own. Eleven attempts at 30% throttling leave a
+// ~2e-6 chance of failing; backoff (0.5s doubling to 8s, or Retry-After up to
+// 2m) stays bounded by the caller's context, which Vault caps at 90s per
+// revocation. Issue requests keep max_retries: a user is waiting there.
+const deleteMinRetries = 10
 
 // maxResponseBytes caps what we read from OpenAI: a list page of 100 objects
 // is a few tens of kilobytes, so anything near this is hostile or broken.
@@ -81,7 +95,8 @@ const maxResponseBytes = 4 << 20
 const listPageSize = 100
 
 type sdkClient struct {
-	api openai.Client
+	api           openai.Client
+	deleteRetries int
 }
 
 func newSDKClient(s clientSettings) *sdkClient {
@@ -105,7 +120,11 @@ func newSDKClient(s clientSettings) *sdkClient {
 	if s.OrganizationID != "" {
 		opts = append(opts, option.WithOrganization(s.OrganizationID))
 	}
-	return &sdkClient{api: openai.NewClient(opts...)}
+	floor := s.DeleteMinRetries
+	if floor == 0 {
+		floor = deleteMinRetries
+	}
+	return &sdkClient{api: openai.NewClient(opts...), deleteRetries: max(s.MaxRetries, floor)}
 }
 
 // cappedBodyTransport bounds every response body the SDK reads.
@@ -163,7 +182,8 @@ func (c *sdkClient) CreateServiceAccount(ctx context.Context, projectID, name st
 }
 
 func (c *sdkClient) DeleteServiceAccount(ctx context.Context, projectID, serviceAccountID string) error {
-	_, err := c.api.Admin.Organization.Projects.ServiceAccounts.Delete(ctx, projectID, serviceAccountID)
+	_, err := c.api.Admin.Organization.Projects.ServiceAccounts.Delete(ctx, projectID, serviceAccountID,
+		option.WithMaxRetries(c.deleteRetries))
 	return upstreamError("delete service account", err)
 }
 
@@ -240,6 +260,11 @@ func (e *upstreamErr) Error() string {
 		return fmt.Sprintf("%s: rate limited by OpenAI (HTTP 429) after retries: %s", e.op, e.message)
 	case e.status != 0:
 		return fmt.Sprintf("%s: OpenAI returned HTTP %d: %s", e.op, e.status, e.message)
+	case errors.Is(e.cause, context.DeadlineExceeded):
+		// The SDK also ends here when a Retry-After wait would outlast the deadline.
+		return fmt.Sprintf("%s: no answer from OpenAI in time (request_timeout, or retries outlasting the request's deadline)", e.op)
+	case errors.Is(e.cause, context.Canceled):
+		return fmt.Sprintf("%s: cancelled before OpenAI answered", e.op)
 	default:
 		return fmt.Sprintf("%s: OpenAI unreachable: %v", e.op, e.cause)
 	}

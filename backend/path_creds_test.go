@@ -208,6 +208,7 @@ func TestCreds_RevokeAfterRoleDeletion(t *testing.T) {
 func TestCreds_RevokeRetriesThrottlingAndFailsLoudlyOn5xx(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure()
+	e.setDeleteRetryFloor(1) // fail within max_retries (2), not the delete floor
 	e.writeRole("app", map[string]interface{}{})
 	resp := e.issue("app", nil)
 
