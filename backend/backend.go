@@ -72,7 +72,7 @@ func newBackend() *backend {
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
 			SealWrapStorage: []string{configStoragePath, roleStoragePrefix},
-			LocalStorage:    []string{framework.WALPrefix},
+			LocalStorage:    []string{framework.WALPrefix, accountStoragePrefix},
 		},
 		Paths: framework.PathAppend(
 			[]*framework.Path{pathConfig(b), pathRotateRoot(b)},

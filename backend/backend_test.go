@@ -147,7 +147,7 @@ func TestBackend_FactoryReportsVersionAndSealWrap(t *testing.T) {
 	if strings.Join(special.SealWrapStorage, ",") != "config,roles/" {
 		t.Fatalf("SealWrapStorage = %v", special.SealWrapStorage)
 	}
-	if len(special.LocalStorage) != 1 || special.LocalStorage[0] != "wal/" {
+	if strings.Join(special.LocalStorage, ",") != "wal/,accounts/" {
 		t.Fatalf("LocalStorage = %v", special.LocalStorage)
 	}
 }

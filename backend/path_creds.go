@@ -85,9 +85,9 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		return logical.ErrorResponse("name_template of role %q: %s", roleName, err), nil
 	}
 
-	sa, err := b.createServiceAccount(ctx, req.Storage, client, role.ProjectID, name, maxTTL)
+	sa, err := b.createServiceAccount(ctx, req.Storage, client, role.ProjectID, roleName, name, maxTTL)
 	if fresh := b.clientAfterAuthFailure(ctx, req.Storage, client, err); fresh != nil {
-		sa, err = b.createServiceAccount(ctx, req.Storage, fresh, role.ProjectID, name, maxTTL)
+		sa, err = b.createServiceAccount(ctx, req.Storage, fresh, role.ProjectID, roleName, name, maxTTL)
 	}
 	if err != nil {
 		if isClientError(err) {
@@ -136,7 +136,7 @@ func effectiveMaxTTL(mountMax, roleMax time.Duration) time.Duration {
 // createServiceAccount makes the one upstream call of an issue, guarded by a
 // WAL entry written first: if the process dies, or the response is lost after
 // OpenAI created the account, rollback finds the account by name and deletes it.
-func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, client adminClient, projectID, name string, lifetime time.Duration) (*serviceAccountKey, error) {
+func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, client adminClient, projectID, roleName, name string, lifetime time.Duration) (*serviceAccountKey, error) {
 	now := time.Now()
 	walID, err := framework.PutWAL(ctx, s, walKindServiceAccount, &walServiceAccount{
 		ProjectID: projectID,
@@ -168,6 +168,12 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 		}); err != nil {
 			return nil, fmt.Errorf("write WAL entry: %w", err)
 		}
+	}
+
+	// The record is written while the WAL entry still guards the account, so
+	// every account is always covered by one or the other (see accounts.go).
+	if err := putAccountRecord(ctx, s, newAccountRecord(sa, projectID, roleName, now, lifetime)); err != nil {
+		return nil, fmt.Errorf("record issued account: %w", err)
 	}
 
 	// Only once the WAL entry is gone may the account be handed to a lease;

@@ -137,5 +137,7 @@ func (b *backend) secretAPIKeyRevoke(ctx context.Context, req *logical.Request, 
 	if err != nil && !isNotFound(err) {
 		return nil, fmt.Errorf("revoke service account %s: %w", key.ServiceAccountID, err)
 	}
-	return nil, nil
+	// Only once OpenAI no longer has the account; a lease from before
+	// records existed has none, which deleting tolerates.
+	return nil, deleteAccountRecord(ctx, req.Storage, key.ServiceAccountID)
 }

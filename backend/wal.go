@@ -84,6 +84,10 @@ func (b *backend) rollbackServiceAccount(ctx context.Context, s logical.Storage,
 		if err := client.DeleteServiceAccount(ctx, entry.ProjectID, id); err != nil && !isNotFound(err) {
 			return fmt.Errorf("rollback: %w", err)
 		}
+		// A record exists when the issue failed after writing it.
+		if err := deleteAccountRecord(ctx, s, id); err != nil {
+			return fmt.Errorf("rollback: %w", err)
+		}
 		log.Info("rolled back service account from an interrupted issue", "service_account_id", id)
 	}
 	return nil

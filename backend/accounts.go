@@ -1,0 +1,113 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// accountStoragePrefix holds one record per service account this mount
+// issued and has not yet revoked. Leases live in Vault's expiration manager,
+// out of a plugin's reach; the records are the mount's own ledger of what it
+// created, so tidy can find accounts whose lease is gone without a revoke and
+// config delete can tell whether live keys depend on the admin key.
+//
+// Local storage: leases are local to the cluster that issued them (a
+// performance secondary issues and revokes its own), and so are the records.
+const accountStoragePrefix = "accounts/"
+
+// accountRecord is what tidy needs to judge and delete an account without
+// its lease. No secret: the key value is never stored.
+type accountRecord struct {
+	ServiceAccountID string `json:"service_account_id"`
+	ProjectID        string `json:"project_id"`
+	Name             string `json:"name"`
+	Role             string `json:"role"`
+	CreatedAt        int64  `json:"created_at"`
+	// ExpiresAt is CreatedAt plus the lease's maximum lifetime: no lease,
+	// renewals included, outlives it.
+	ExpiresAt int64 `json:"expires_at"`
+	// KeyExpiresAt is the key's expiry as OpenAI reported it (0: none).
+	KeyExpiresAt int64 `json:"key_expires_at,omitempty"`
+}
+
+func newAccountRecord(sa *serviceAccountKey, projectID, role string, created time.Time, lifetime time.Duration) *accountRecord {
+	return &accountRecord{
+		ServiceAccountID: sa.ID,
+		ProjectID:        projectID,
+		Name:             sa.Name,
+		Role:             role,
+		CreatedAt:        created.Unix(),
+		ExpiresAt:        created.Add(lifetime).Unix(),
+		KeyExpiresAt:     sa.KeyExpiresAt,
+	}
+}
+
+// keyDeadAt is when the account can no longer hold a usable key: OpenAI's
+// expiry if it reported one, else the end of the lease's maximum lifetime.
+func (r *accountRecord) keyDeadAt() time.Time {
+	if r.KeyExpiresAt > 0 && (r.ExpiresAt == 0 || r.KeyExpiresAt < r.ExpiresAt) {
+		return time.Unix(r.KeyExpiresAt, 0)
+	}
+	return time.Unix(r.ExpiresAt, 0)
+}
+
+func putAccountRecord(ctx context.Context, s logical.Storage, r *accountRecord) error {
+	entry, err := logical.StorageEntryJSON(accountStoragePrefix+r.ServiceAccountID, r)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, entry)
+}
+
+func getAccountRecord(ctx context.Context, s logical.Storage, id string) (*accountRecord, error) {
+	entry, err := s.Get(ctx, accountStoragePrefix+id)
+	if err != nil || entry == nil {
+		return nil, err
+	}
+	r := new(accountRecord)
+	if err := entry.DecodeJSON(r); err != nil {
+		return nil, fmt.Errorf("decode account record %q: %w", id, err)
+	}
+	return r, nil
+}
+
+// deleteAccountRecord forgets an account once OpenAI no longer has it.
+// Deleting a record that never existed (a lease issued before records did)
+// is not an error.
+func deleteAccountRecord(ctx context.Context, s logical.Storage, id string) error {
+	if err := s.Delete(ctx, accountStoragePrefix+id); err != nil {
+		return fmt.Errorf("delete account record %q: %w", id, err)
+	}
+	return nil
+}
+
+// listAccountIDs returns the ids of every recorded account.
+func listAccountIDs(ctx context.Context, s logical.Storage) ([]string, error) {
+	ids, err := s.List(ctx, accountStoragePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list account records: %w", err)
+	}
+	return ids, nil
+}
+
+// countLiveAccountRecords counts recorded accounts whose key may still work.
+func countLiveAccountRecords(ctx context.Context, s logical.Storage, now time.Time) (int, error) {
+	ids, err := listAccountIDs(ctx, s)
+	if err != nil {
+		return 0, err
+	}
+	live := 0
+	for _, id := range ids {
+		r, err := getAccountRecord(ctx, s, id)
+		if err != nil {
+			return 0, err
+		}
+		if r != nil && now.Before(r.keyDeadAt()) {
+			live++
+		}
+	}
+	return live, nil
+}

@@ -1,0 +1,243 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
+)
+
+// countingStorage counts operations and can fail chosen ones.
+type countingStorage struct {
+	logical.Storage
+	mu     sync.Mutex
+	ops    map[string]int
+	failOn func(op, key string) error
+}
+
+func newCountingStorage(s logical.Storage) *countingStorage {
+	return &countingStorage{Storage: s, ops: map[string]int{}}
+}
+
+func (c *countingStorage) hook(op, key string) error {
+	c.mu.Lock()
+	c.ops[op]++
+	f := c.failOn
+	c.mu.Unlock()
+	if f != nil {
+		return f(op, key)
+	}
+	return nil
+}
+
+func (c *countingStorage) reset() {
+	c.mu.Lock()
+	c.ops = map[string]int{}
+	c.mu.Unlock()
+}
+
+func (c *countingStorage) count(op string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ops[op]
+}
+
+func (c *countingStorage) List(ctx context.Context, p string) ([]string, error) {
+	if err := c.hook("list", p); err != nil {
+		return nil, err
+	}
+	return c.Storage.List(ctx, p)
+}
+
+func (c *countingStorage) Get(ctx context.Context, k string) (*logical.StorageEntry, error) {
+	if err := c.hook("get", k); err != nil {
+		return nil, err
+	}
+	return c.Storage.Get(ctx, k)
+}
+
+func (c *countingStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if err := c.hook("put", e.Key); err != nil {
+		return err
+	}
+	return c.Storage.Put(ctx, e)
+}
+
+func (c *countingStorage) Delete(ctx context.Context, k string) error {
+	if err := c.hook("delete", k); err != nil {
+		return err
+	}
+	return c.Storage.Delete(ctx, k)
+}
+
+func (e *testEnv) record(id string) *accountRecord {
+	e.t.Helper()
+	r, err := getAccountRecord(context.Background(), e.storage, id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+func (e *testEnv) recordCount() int {
+	e.t.Helper()
+	ids, err := listAccountIDs(context.Background(), e.storage)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return len(ids)
+}
+
+func TestAccounts_IssueWritesRecordWithOneExtraPut(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	e.writeRole("app", map[string]interface{}{"max_ttl": "2h"})
+	cs := newCountingStorage(e.storage)
+	e.storage = cs
+
+	before := time.Now().Unix()
+	resp := e.issue("app", nil)
+	// WAL put, record put; WAL delete. Nothing else writes on the hot path.
+	if p, d := cs.count("put"), cs.count("delete"); p != 2 || d != 1 {
+		t.Fatalf("issue made %d puts and %d deletes, want 2 and 1", p, d)
+	}
+	id := resp.Data["service_account_id"].(string)
+	r := e.record(id)
+	if r == nil {
+		t.Fatal("no record after issue")
+	}
+	if r.ProjectID != fakeopenai.ProjectActive || r.Name != resp.Data["service_account_name"] || r.Role != "app" {
+		t.Fatalf("record %+v", r)
+	}
+	if r.CreatedAt < before || r.ExpiresAt-r.CreatedAt != int64((2*time.Hour).Seconds()) {
+		t.Fatalf("record times created=%d expires=%d", r.CreatedAt, r.ExpiresAt)
+	}
+	live := e.fake.LiveAccounts()
+	if len(live) != 1 || r.KeyExpiresAt != live[0].KeyExpiresAt || r.KeyExpiresAt == 0 {
+		t.Fatalf("record key expiry %d, OpenAI's %+v", r.KeyExpiresAt, live)
+	}
+	raw, _ := e.storage.Get(context.Background(), accountStoragePrefix+id)
+	e.assertNoSecret("account record", string(raw.Value), resp.Data["api_key"].(string))
+}
+
+func TestAccounts_RevokeDeletesRecordOnlyOnceAccountIsGone(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	e.setDeleteRetryFloor(1)
+	e.writeRole("app", map[string]interface{}{})
+	resp := e.issue("app", nil)
+	id := resp.Data["service_account_id"].(string)
+
+	e.setFault(fakeopenai.OpDeleteServiceAccount, fakeopenai.Fault500, 0, 1, 0)
+	if err := e.revoke(resp.Secret); err == nil {
+		t.Fatal("revoke under persistent 500 succeeded")
+	}
+	if e.record(id) == nil {
+		t.Fatal("record dropped although the account still exists")
+	}
+	e.fake.SetFaults(fakeopenai.Faults{})
+	if err := e.revoke(resp.Secret); err != nil {
+		t.Fatal(err)
+	}
+	if e.record(id) != nil {
+		t.Fatal("record survived revoke")
+	}
+}
+
+func TestAccounts_RevokeOfHandDeletedAccountDropsRecord(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	e.writeRole("app", map[string]interface{}{})
+	resp := e.issue("app", nil)
+	id := resp.Data["service_account_id"].(string)
+	e.fake.DeleteAccount(fakeopenai.ProjectActive, id)
+	if err := e.revoke(resp.Secret); err != nil {
+		t.Fatal(err)
+	}
+	if e.recordCount() != 0 {
+		t.Fatal("record survived")
+	}
+}
+
+// A lease written by a version without records still revokes.
+func TestAccounts_LeaseWithoutRecordRevokes(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	e.writeRole("app", map[string]interface{}{})
+	resp := e.issue("app", nil)
+	id := resp.Data["service_account_id"].(string)
+	if err := e.storage.Delete(context.Background(), accountStoragePrefix+id); err != nil {
+		t.Fatal(err)
+	}
+	// The internal data as the first release wrote it: no role, no max_ttl.
+	old := &logical.Secret{InternalData: map[string]interface{}{
+		"secret_type": secretAPIKeyType, "service_account_id": id, "project_id": fakeopenai.ProjectActive,
+	}}
+	if err := e.revoke(old); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.fake.LiveAccounts()) != 0 {
+		t.Fatal("account survived")
+	}
+}
+
+// If the record cannot be written the issue fails, and the WAL entry still
+// guards the account, so rollback removes it.
+func TestAccounts_RecordWriteFailureIsRolledBack(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	e.writeRole("app", map[string]interface{}{})
+	cs := newCountingStorage(e.storage)
+	cs.failOn = func(op, key string) error {
+		if op == "put" && strings.HasPrefix(key, accountStoragePrefix) {
+			return errors.New("storage unavailable")
+		}
+		return nil
+	}
+	e.storage = cs
+	_, err := e.do(logical.UpdateOperation, "creds/app", nil)
+	if err == nil || !strings.Contains(err.Error(), "record issued account") {
+		t.Fatalf("want a record error, got %v", err)
+	}
+	if len(e.fake.LiveAccounts()) != 1 || e.walCount() != 1 {
+		t.Fatal("want the account guarded by its WAL entry")
+	}
+	cs.failOn = nil
+	e.rollbackNow()
+	if len(e.fake.LiveAccounts()) != 0 || e.walCount() != 0 {
+		t.Fatal("rollback left the account or the WAL entry")
+	}
+}
+
+// If the WAL entry cannot be deleted after the record was written, rollback
+// removes both the account and its record.
+func TestAccounts_WALCommitFailureRollsBackRecordToo(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	e.writeRole("app", map[string]interface{}{})
+	cs := newCountingStorage(e.storage)
+	cs.failOn = func(op, key string) error {
+		if op == "delete" && strings.HasPrefix(key, "wal/") {
+			return errors.New("storage unavailable")
+		}
+		return nil
+	}
+	e.storage = cs
+	if _, err := e.do(logical.UpdateOperation, "creds/app", nil); err == nil {
+		t.Fatal("issue succeeded although its WAL entry could not be committed")
+	}
+	if e.recordCount() != 1 {
+		t.Fatalf("want the record written before the failed commit, have %d", e.recordCount())
+	}
+	cs.failOn = nil
+	e.rollbackNow()
+	if len(e.fake.LiveAccounts()) != 0 || e.recordCount() != 0 {
+		t.Fatalf("rollback left %d accounts and %d records", len(e.fake.LiveAccounts()), e.recordCount())
+	}
+}
