@@ -123,6 +123,7 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*rotationR
 	// From here the rotation has happened; the old key's deletion is retried
 	// from the periodic function until it succeeds.
 	result := &rotationResult{KeyID: newKey.ID, LastRotated: now}
+	b.deleteTwinAdminKeys(ctx, newClient, name, newKey.ID)
 	if err := b.deletePendingAdminKeys(ctx, s, newClient, &newCfg); err != nil {
 		result.OldKeyPending = true
 		b.Logger().Warn("old admin key not deleted yet; will retry", "admin_api_key_id", oldKeyID, "error", err)
@@ -210,6 +211,7 @@ func (b *backend) rollbackAdminKeyRotation(ctx context.Context, s logical.Storag
 		if entry.OldKeyID != "" {
 			cfg.PendingKeyDeletions = appendUnique(cfg.PendingKeyDeletions, entry.OldKeyID)
 		}
+		b.deleteTwinAdminKeys(ctx, client, entry.NewKeyName, entry.NewKeyID)
 		return b.deletePendingAdminKeys(ctx, s, client, cfg)
 	}
 
@@ -238,6 +240,26 @@ func (b *backend) rollbackAdminKeyRotation(ctx context.Context, s logical.Storag
 		b.Logger().Info("deleted admin key from an interrupted rotation", "admin_api_key_id", id)
 	}
 	return nil
+}
+
+// deleteTwinAdminKeys removes keys an earlier attempt of a retried create
+// made before its response was lost: same unique name, different id.
+func (b *backend) deleteTwinAdminKeys(ctx context.Context, c adminClient, name, keepID string) {
+	var twins []string
+	err := c.ListAdminAPIKeys(ctx, func(k adminAPIKey) bool {
+		if k.Name == name && k.ID != keepID {
+			twins = append(twins, k.ID)
+		}
+		return true
+	})
+	for _, id := range twins {
+		if derr := c.DeleteAdminAPIKey(ctx, id); derr != nil && !isNotFound(derr) {
+			err = derr
+		}
+	}
+	if err != nil {
+		b.Logger().Warn("could not check for duplicate admin keys from a retried create", "name", name, "error", err)
+	}
 }
 
 // rotatedKeyName says which Vault mount owns a key, for humans in OpenAI's console.
@@ -358,6 +380,5 @@ func (b *backend) registerRotation(ctx context.Context, req *logical.Request, p 
 // plugin's gRPC boundary and loses its identity on the way.
 func isRotationManagerUnsupported(err error) bool {
 	return err != nil && (errors.Is(err, automatedrotationutil.ErrRotationManagerUnsupported) ||
-		strings.Contains(err.Error(), automatedrotationutil.ErrRotationManagerUnsupported.Error()) ||
-		strings.Contains(err.Error(), "not implemented in StaticSystemView"))
+		strings.Contains(err.Error(), automatedrotationutil.ErrRotationManagerUnsupported.Error()))
 }

@@ -1,0 +1,416 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/helper/automatedrotationutil"
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/hashicorp/vault/sdk/rotation"
+
+	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
+)
+
+func (e *testEnv) adminKeyIDs() []string {
+	var ids []string
+	for _, k := range e.fake.LiveAdminKeys() {
+		ids = append(ids, k.ID)
+	}
+	return ids
+}
+
+func (e *testEnv) storedConfig() *openaiConfig {
+	e.t.Helper()
+	cfg, err := getConfig(context.Background(), e.storage)
+	if err != nil || cfg == nil {
+		e.t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+func (e *testEnv) rotate() (*logical.Response, error) {
+	return e.do(logical.UpdateOperation, "config/rotate-root", nil)
+}
+
+// assertOneWorkingAdminKey checks the end state every rotation must reach:
+// OpenAI holds exactly one admin key, and it is the one config holds.
+func (e *testEnv) assertOneWorkingAdminKey() {
+	e.t.Helper()
+	ids := e.adminKeyIDs()
+	cfg := e.storedConfig()
+	if len(ids) != 1 || ids[0] != cfg.AdminAPIKeyID {
+		e.t.Fatalf("admin keys at OpenAI %v, config holds %s", ids, cfg.AdminAPIKeyID)
+	}
+	if _, err := newSDKClient(cfg.clientSettings()).GetAdminAPIKey(context.Background(), cfg.AdminAPIKeyID); err != nil {
+		e.t.Fatalf("stored key does not authenticate: %v", err)
+	}
+}
+
+func TestRotateRoot_Success(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	e.writeRole("app", map[string]interface{}{})
+	oldID := e.fake.AdminKeyID()
+
+	resp := e.mustOK(logical.UpdateOperation, "config/rotate-root", nil)
+	newID, _ := resp.Data["admin_api_key_id"].(string)
+	if newID == "" || newID == oldID || resp.Data["last_rotated"] == "" {
+		t.Fatalf("rotate response %v", resp.Data)
+	}
+	e.assertOneWorkingAdminKey()
+	e.assertNoSecret("rotate response", strings.Join(resp.Warnings, " ")+resp.Data["admin_api_key_id"].(string))
+
+	read := e.mustOK(logical.ReadOperation, "config", nil)
+	if read.Data["admin_api_key_id"] != newID || read.Data["last_rotated"] != resp.Data["last_rotated"] {
+		t.Fatalf("config after rotation %v", read.Data)
+	}
+	if _, ok := read.Data["admin_api_key"]; ok {
+		t.Fatal("config read shows the key")
+	}
+	// The new key's name says which mount owns it.
+	for _, k := range e.fake.LiveAdminKeys() {
+		if !strings.HasPrefix(k.Name, "vault-") || !strings.Contains(k.Name, "rotated") {
+			t.Fatalf("rotated key name %q", k.Name)
+		}
+	}
+	// The cached client follows the new key.
+	e.issue("app", nil)
+	if e.walCount() != 0 {
+		t.Fatalf("%d WAL entries left", e.walCount())
+	}
+}
+
+func TestRotateRoot_CreateFails(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	e.fake.SetFaults(fakeopenai.Faults{Rules: []fakeopenai.FaultRule{{Ops: []fakeopenai.Op{fakeopenai.OpCreateAdminKey}, Kind: fakeopenai.Fault500, Rate: 1}}})
+	if _, err := e.rotate(); err == nil || !strings.Contains(err.Error(), "500") {
+		t.Fatalf("rotation with failing create: %v", err)
+	}
+	e.fake.SetFaults(fakeopenai.Faults{})
+	e.rollbackNow()
+	e.assertOneWorkingAdminKey()
+	if e.storedConfig().AdminAPIKeyID != e.fake.AdminKeyID() {
+		t.Fatal("config changed although rotation failed")
+	}
+}
+
+func TestRotateRoot_LostCreateResponse(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{"admin_api_key": e.fake.AdminKey(), "base_url": e.url, "max_retries": 0})
+	e.fake.SetFaults(fakeopenai.Faults{Rules: []fakeopenai.FaultRule{{Ops: []fakeopenai.Op{fakeopenai.OpCreateAdminKey}, Kind: fakeopenai.FaultLostResponse, Count: 1}}})
+	if _, err := e.rotate(); err == nil {
+		t.Fatal("rotation succeeded without a create response")
+	}
+	if n := len(e.adminKeyIDs()); n != 2 {
+		t.Fatalf("fake holds %d admin keys, want the old one and the lost new one", n)
+	}
+	e.rollbackNow()
+	e.assertOneWorkingAdminKey()
+	if e.storedConfig().AdminAPIKeyID != e.fake.AdminKeyID() {
+		t.Fatal("config changed although rotation failed")
+	}
+}
+
+func TestRotateRoot_RetriedCreateLeavesNoTwin(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure() // max_retries 2: the SDK retries after the lost response
+	e.fake.SetFaults(fakeopenai.Faults{Rules: []fakeopenai.FaultRule{{Ops: []fakeopenai.Op{fakeopenai.OpCreateAdminKey}, Kind: fakeopenai.FaultLostResponse, Count: 1}}})
+	e.mustOK(logical.UpdateOperation, "config/rotate-root", nil)
+	e.assertOneWorkingAdminKey()
+}
+
+// verifyFailingClient refuses to confirm any admin key, as a new key that
+// never starts working would.
+type verifyFailingClient struct{ adminClient }
+
+func (verifyFailingClient) GetAdminAPIKey(context.Context, string) (*adminAPIKey, error) {
+	return nil, &upstreamErr{op: "get admin API key", status: 401, message: "Incorrect API key provided"}
+}
+
+func TestRotateRoot_VerifyFails(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	seeded := e.fake.AdminKey()
+	e.b.newClient = func(s clientSettings) adminClient {
+		c := newSDKClient(s)
+		if s.AdminAPIKey != seeded {
+			return verifyFailingClient{c}
+		}
+		return c
+	}
+	if _, err := e.rotate(); err == nil || !strings.Contains(err.Error(), "did not authenticate") {
+		t.Fatalf("rotation with a non-working new key: %v", err)
+	}
+	e.assertOneWorkingAdminKey()
+	if e.walCount() != 0 {
+		t.Fatal("WAL entry left although the new key was deleted")
+	}
+}
+
+// failingConfigStorage fails writes of config, as a storage outage would.
+type failingConfigStorage struct {
+	logical.Storage
+	fail atomic.Bool
+}
+
+func (s *failingConfigStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if e.Key == configStoragePath && s.fail.Load() {
+		return errors.New("storage unavailable")
+	}
+	return s.Storage.Put(ctx, e)
+}
+
+func TestRotateRoot_PersistFails(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	fs := &failingConfigStorage{Storage: e.storage}
+	e.storage = fs
+	fs.fail.Store(true)
+	if _, err := e.rotate(); err == nil || !strings.Contains(err.Error(), "persist") {
+		t.Fatalf("rotation with failing storage: %v", err)
+	}
+	fs.fail.Store(false)
+	e.assertOneWorkingAdminKey()
+	if e.storedConfig().AdminAPIKeyID != e.fake.AdminKeyID() {
+		t.Fatal("config changed although persisting failed")
+	}
+}
+
+func TestRotateRoot_OldKeyDeleteFailsThenPeriodicRetries(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	oldID := e.fake.AdminKeyID()
+	e.fake.SetFaults(fakeopenai.Faults{Rules: []fakeopenai.FaultRule{{Ops: []fakeopenai.Op{fakeopenai.OpDeleteAdminKey}, Kind: fakeopenai.Fault500, Rate: 1}}})
+	resp := e.mustOK(logical.UpdateOperation, "config/rotate-root", nil)
+	if len(resp.Warnings) == 0 {
+		t.Fatal("no warning that the old key is still pending")
+	}
+	read := e.mustOK(logical.ReadOperation, "config", nil)
+	if pending := read.Data["pending_admin_key_deletions"].([]string); len(pending) != 1 || pending[0] != oldID {
+		t.Fatalf("pending deletions %v, want [%s]", pending, oldID)
+	}
+	if n := len(e.adminKeyIDs()); n != 2 {
+		t.Fatalf("%d admin keys while the old one is pending", n)
+	}
+
+	e.fake.SetFaults(fakeopenai.Faults{})
+	if err := e.b.periodicFunc(context.Background(), &logical.Request{Storage: e.storage}); err != nil {
+		t.Fatal(err)
+	}
+	e.assertOneWorkingAdminKey()
+	read = e.mustOK(logical.ReadOperation, "config", nil)
+	if pending := read.Data["pending_admin_key_deletions"].([]string); len(pending) != 0 {
+		t.Fatalf("pending after retry: %v", pending)
+	}
+}
+
+func TestRotateRoot_CurrentKeyInvalid(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	cfg := e.storedConfig()
+	if err := newSDKClient(cfg.clientSettings()).DeleteAdminAPIKey(context.Background(), cfg.AdminAPIKeyID); err != nil {
+		t.Fatal(err)
+	}
+	e.mustBadRequest(logical.UpdateOperation, "config/rotate-root", nil, "write a new working key to config")
+	if n := len(e.adminKeyIDs()); n != 0 {
+		t.Fatalf("%d admin keys appeared", n)
+	}
+}
+
+func TestRotateRoot_WithoutConfig(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustBadRequest(logical.UpdateOperation, "config/rotate-root", nil, "not configured")
+}
+
+func TestRotateRoot_ConcurrentRotationsSerialise(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := e.rotate()
+			if err == nil && resp.IsError() {
+				err = resp.Error()
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent rotation: %v", err)
+		}
+	}
+	e.assertOneWorkingAdminKey()
+}
+
+func TestRotateRoot_DuringIssuanceNoIssueFails(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	e.writeRole("app", map[string]interface{}{})
+	stop := make(chan struct{})
+	var issued, failed atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := e.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.ReadOperation, Path: "creds/app", Storage: e.storage, DisplayName: "load"})
+				if err != nil || resp.IsError() {
+					failed.Add(1)
+					t.Logf("issue failed during rotation: %v %v", err, resp)
+				} else {
+					issued.Add(1)
+				}
+			}
+		}()
+	}
+	for i := 0; i < 3; i++ {
+		time.Sleep(100 * time.Millisecond)
+		e.mustOK(logical.UpdateOperation, "config/rotate-root", nil)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || issued.Load() == 0 {
+		t.Fatalf("issued %d, failed %d across 3 rotations", issued.Load(), failed.Load())
+	}
+	e.assertOneWorkingAdminKey()
+	if n := len(e.fake.LiveAccounts()); int64(n) != issued.Load() {
+		t.Fatalf("fake holds %d accounts, %d issued", n, issued.Load())
+	}
+}
+
+// ceSystemView answers rotation-manager calls as Vault Community Edition does.
+type ceSystemView struct{ logical.StaticSystemView }
+
+func (ceSystemView) RegisterRotationJob(context.Context, *rotation.RotationJobConfigureRequest) (string, error) {
+	return "", automatedrotationutil.ErrRotationManagerUnsupported
+}
+
+func (ceSystemView) DeregisterRotationJob(context.Context, *rotation.RotationJobDeregisterRequest) error {
+	return automatedrotationutil.ErrRotationManagerUnsupported
+}
+
+// entSystemView accepts rotation jobs, as Enterprise's rotation manager does.
+type entSystemView struct {
+	logical.StaticSystemView
+	registered atomic.Int32
+}
+
+func (s *entSystemView) RegisterRotationJob(context.Context, *rotation.RotationJobConfigureRequest) (string, error) {
+	s.registered.Add(1)
+	return "rot-1", nil
+}
+
+func TestRotation_ScheduledByEngineOnCommunity(t *testing.T) {
+	e := newTestEnv(t)
+	sys := &ceSystemView{StaticSystemView: *e.b.Backend.System().(*logical.StaticSystemView)}
+	e.b.Backend.Setup(context.Background(), &logical.BackendConfig{System: sys, Logger: e.b.Logger(), StorageView: e.storage})
+	e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{
+		"admin_api_key": e.fake.AdminKey(), "base_url": e.url, "rotation_period": "1h",
+	})
+	read := e.mustOK(logical.ReadOperation, "config", nil)
+	if read.Data["rotation_managed_by"] != "engine" || read.Data["rotation_period"] != float64(3600) || read.Data["next_rotation"] == "" {
+		t.Fatalf("config after rotation_period on CE: %v", read.Data)
+	}
+
+	// Not due yet: the periodic function leaves the key alone.
+	if err := e.b.periodicFunc(context.Background(), &logical.Request{Storage: e.storage}); err != nil {
+		t.Fatal(err)
+	}
+	if e.storedConfig().AdminAPIKeyID != e.fake.AdminKeyID() {
+		t.Fatal("rotated before due")
+	}
+	// Age the key past its period: the next tick rotates.
+	cfg := e.storedConfig()
+	cfg.KeySetAt = time.Now().Add(-2 * time.Hour)
+	if err := putConfig(context.Background(), e.storage, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.periodicFunc(context.Background(), &logical.Request{Storage: e.storage}); err != nil {
+		t.Fatal(err)
+	}
+	if e.storedConfig().AdminAPIKeyID == e.fake.AdminKeyID() || e.storedConfig().LastRotated.IsZero() {
+		t.Fatal("due rotation did not happen")
+	}
+	e.assertOneWorkingAdminKey()
+}
+
+func TestRotation_RegisteredWithVaultOnEnterprise(t *testing.T) {
+	e := newTestEnv(t)
+	sys := &entSystemView{StaticSystemView: *e.b.Backend.System().(*logical.StaticSystemView)}
+	e.b.Backend.Setup(context.Background(), &logical.BackendConfig{System: sys, Logger: e.b.Logger(), StorageView: e.storage})
+	e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{
+		"admin_api_key": e.fake.AdminKey(), "base_url": e.url, "rotation_schedule": "0 * * * SAT",
+	})
+	read := e.mustOK(logical.ReadOperation, "config", nil)
+	if sys.registered.Load() != 1 || read.Data["rotation_managed_by"] != "vault" || read.Data["next_rotation"] != "" {
+		t.Fatalf("enterprise registration: %d calls, config %v", sys.registered.Load(), read.Data)
+	}
+	// Vault's rotation manager calls RotateCredential.
+	if err := e.b.RotateCredential(context.Background(), &logical.Request{Storage: e.storage}); err != nil {
+		t.Fatal(err)
+	}
+	e.assertOneWorkingAdminKey()
+	if e.storedConfig().AdminAPIKeyID == e.fake.AdminKeyID() {
+		t.Fatal("RotateCredential did not rotate")
+	}
+}
+
+func TestRotation_KeyTTL(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{
+		"admin_api_key": e.fake.AdminKey(), "base_url": e.url, "admin_api_key_ttl": "10h",
+	})
+	e.mustOK(logical.UpdateOperation, "config/rotate-root", nil)
+	keys := e.fake.LiveAdminKeys()
+	if len(keys) != 1 {
+		t.Fatalf("%d keys", len(keys))
+	}
+	if life := keys[0].ExpiresAt - keys[0].CreatedAt; life < 36000-5 || life > 36000+5 {
+		t.Fatalf("rotated key lives %ds, want 36000", life)
+	}
+	// Rotation is planned when a fifth of the lifetime remains: 8h from now.
+	next := e.storedConfig().nextRotation()
+	if d := time.Until(next); d < 7*time.Hour+55*time.Minute || d > 8*time.Hour+5*time.Minute {
+		t.Fatalf("next rotation in %s, want ~8h", d)
+	}
+}
+
+func TestRotation_BadInput(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	for _, c := range []struct {
+		data map[string]interface{}
+		want string
+	}{
+		{map[string]interface{}{"rotation_period": "10s"}, "rotation_period"},
+		{map[string]interface{}{"rotation_period": -60}, "rotation_period"},
+		{map[string]interface{}{"rotation_schedule": "not cron"}, "rotation_schedule"},
+		{map[string]interface{}{"rotation_schedule": "0 * * * *", "rotation_period": "1h"}, "rotation_schedule"},
+		{map[string]interface{}{"admin_api_key_ttl": "5m"}, "admin_api_key_ttl"},
+		{map[string]interface{}{"admin_api_key_ttl": "100000h"}, "admin_api_key_ttl"},
+	} {
+		e.mustBadRequest(logical.UpdateOperation, "config", c.data, c.want)
+	}
+	if cfg := e.storedConfig(); cfg.Rotation.RotationPeriod != 0 || cfg.AdminAPIKeyTTL != 0 {
+		t.Fatalf("refused writes changed config: %+v", cfg.Rotation)
+	}
+}
