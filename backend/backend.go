@@ -58,6 +58,9 @@ type backend struct {
 	// readers never take it.
 	configMu sync.Mutex
 
+	// sweepMu lets one tidy run at a time (sweep.go).
+	sweepMu sync.Mutex
+
 	// roleLocks serialise writes to the same role without a global lock.
 	roleLocks []*locksutil.LockEntry
 }
@@ -72,12 +75,12 @@ func newBackend() *backend {
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
 			SealWrapStorage: []string{configStoragePath, roleStoragePrefix},
-			LocalStorage:    []string{framework.WALPrefix, accountStoragePrefix},
+			LocalStorage:    []string{framework.WALPrefix, accountStoragePrefix, tidyStatePrefix},
 		},
 		Paths: framework.PathAppend(
 			[]*framework.Path{pathConfig(b), pathRotateRoot(b)},
 			pathRoles(b),
-			[]*framework.Path{pathCreds(b)},
+			[]*framework.Path{pathCreds(b), pathTidy(b)},
 		),
 		Secrets:           []*framework.Secret{secretAPIKey(b)},
 		WALRollback:       b.walRollback,

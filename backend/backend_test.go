@@ -147,7 +147,7 @@ func TestBackend_FactoryReportsVersionAndSealWrap(t *testing.T) {
 	if strings.Join(special.SealWrapStorage, ",") != "config,roles/" {
 		t.Fatalf("SealWrapStorage = %v", special.SealWrapStorage)
 	}
-	if strings.Join(special.LocalStorage, ",") != "wal/,accounts/" {
+	if strings.Join(special.LocalStorage, ",") != "wal/,accounts/,tidy/" {
 		t.Fatalf("LocalStorage = %v", special.LocalStorage)
 	}
 }

@@ -45,6 +45,9 @@ type openaiConfig struct {
 	PendingKeyDeletions    []string                                      `json:"pending_key_deletions,omitempty"`
 	Rotation               automatedrotationutil.AutomatedRotationParams `json:"rotation"`
 	RotationManagedByVault bool                                          `json:"rotation_managed_by_vault,omitempty"`
+
+	// TidyInterval is nil for configs written before it existed (sweep.go).
+	TidyInterval *time.Duration `json:"tidy_interval,omitempty"`
 }
 
 func (c *openaiConfig) clientSettings() clientSettings {
@@ -129,6 +132,7 @@ func pathConfig(b *backend) *framework.Path {
 		HelpDescription: pathConfigHelp,
 	}
 	automatedrotationutil.AddAutomatedRotationFields(p.Fields)
+	addTidyConfigFields(p.Fields)
 	return p
 }
 
@@ -197,6 +201,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 		data["admin_api_key_expires_at"] = formatTime(time.Unix(cfg.AdminAPIKeyExpiresAt, 0))
 	}
 	cfg.Rotation.PopulateAutomatedRotationData(data)
+	addTidyConfigData(cfg, data)
 	return &logical.Response{Data: data}, nil
 }
 
@@ -287,6 +292,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 			return logical.ErrorResponse("rotation_period must be 0 (off) or at least 1m"), nil
 		}
 	}
+	if resp := parseTidyConfig(cfg, d); resp != nil {
+		return resp, nil
+	}
 	if keyChanged || cfg.KeySetAt.IsZero() {
 		cfg.KeySetAt = time.Now().UTC().Truncate(time.Second)
 	}
@@ -370,9 +378,12 @@ func redactedMatches(redacted, key string) bool {
 	return len(key) >= len(prefix)+len(suffix) && strings.HasPrefix(key, prefix) && strings.HasSuffix(key, suffix)
 }
 
-func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	b.configMu.Lock()
 	defer b.configMu.Unlock()
+	if resp, err := refuseConfigDelete(ctx, req, d); resp != nil || err != nil {
+		return resp, err
+	}
 	if err := req.Storage.Delete(ctx, configStoragePath); err != nil {
 		return nil, err
 	}

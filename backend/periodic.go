@@ -11,6 +11,8 @@ import (
 // write (the active node, or a performance primary) acts, so two nodes never
 // rotate the same key.
 func (b *backend) periodicFunc(ctx context.Context, req *logical.Request) error {
+	// Gates itself: records are local, so it also runs on performance secondaries.
+	b.periodicSweep(ctx, req.Storage)
 	if !b.WriteSafeReplicationState() {
 		return nil
 	}

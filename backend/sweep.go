@@ -1,0 +1,407 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/consts"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// The orphan sweep deletes accounts this mount created whose lease can no
+// longer be alive: a lease never outlives its record's ExpiresAt, so a record
+// older than that plus tidyGracePeriod belongs to a lease Vault lost or gave
+// up on (irrevocable, force-revoked, storage restored from backup), and an
+// account whose key OpenAI has expired is a dead shell either way.
+//
+// It only ever touches accounts it has a record of, and only when OpenAI
+// still lists the account under the recorded name: a record whose id now
+// carries another name is dropped without touching the account.
+const (
+	defaultTidyInterval = time.Hour
+	// tidyGracePeriod covers clock skew between nodes and Vault's own delay
+	// in revoking an expired lease, so the sweep never races a revocation.
+	tidyGracePeriod = time.Hour
+	// keyExpirySkew tolerates drift between Vault's clock and OpenAI's.
+	keyExpirySkew = 10 * time.Minute
+	// periodicSweepBudget bounds a scheduled run: it shares Vault's 90s
+	// rollback deadline with rotation and WAL rollback. What is left over
+	// is picked up on the next one-minute tick.
+	periodicSweepBudget = 45 * time.Second
+	// nameMarker is the literal start of defaultNameTemplate. Untracked
+	// accounts carrying it are reported, never deleted: they may belong to
+	// another mount, or to a lease issued before records existed.
+	nameMarker = "vault-"
+
+	tidyStatePrefix = "tidy/"
+	tidyStatePath   = tidyStatePrefix + "state"
+)
+
+// sweepReport is what a run did (or, with DryRun, would do).
+type sweepReport struct {
+	DryRun          bool
+	Records         int // records examined
+	Stale           int // past max lifetime plus grace
+	KeyExpired      int // key expired at OpenAI, not yet stale
+	Deleted         int // accounts deleted
+	AlreadyGone     int // records dropped: OpenAI no longer has the account
+	NotOurs         int // records dropped: the id now carries another name
+	Failed          int // deletes that failed; retried next run
+	UntrackedMarked int // accounts named nameMarker+... that no record owns
+	ProjectsListed  int
+	Incomplete      bool
+	Reason          string
+	Took            time.Duration
+}
+
+func (r *sweepReport) data() map[string]interface{} {
+	return map[string]interface{}{
+		"dry_run":          r.DryRun,
+		"records":          r.Records,
+		"stale":            r.Stale,
+		"key_expired":      r.KeyExpired,
+		"deleted":          r.Deleted,
+		"already_gone":     r.AlreadyGone,
+		"not_ours":         r.NotOurs,
+		"failed":           r.Failed,
+		"untracked_marked": r.UntrackedMarked,
+		"projects_listed":  r.ProjectsListed,
+		"incomplete":       r.Incomplete,
+		"reason":           r.Reason,
+		"duration_ms":      r.Took.Milliseconds(),
+	}
+}
+
+func (r *sweepReport) logArgs() []interface{} {
+	return []interface{}{
+		"dry_run", r.DryRun, "records", r.Records, "stale", r.Stale, "key_expired", r.KeyExpired,
+		"deleted", r.Deleted, "already_gone", r.AlreadyGone, "not_ours", r.NotOurs, "failed", r.Failed,
+		"untracked_marked", r.UntrackedMarked, "projects_listed", r.ProjectsListed,
+		"incomplete", r.Incomplete, "reason", r.Reason, "duration", r.Took.Round(time.Millisecond),
+	}
+}
+
+// eventful reports whether the run did or found anything an operator should see.
+func (r *sweepReport) eventful() bool {
+	return r.Stale+r.KeyExpired+r.Deleted+r.AlreadyGone+r.NotOurs+r.Failed > 0 || r.Incomplete
+}
+
+var errSweepBusy = errors.New("a tidy run is already in progress on this node")
+
+// sweep runs one pass. allProjects also lists the projects of every record
+// and role, to report untracked marked accounts; otherwise only projects with
+// something to delete are listed, so a quiet mount costs no upstream calls.
+func (b *backend) sweep(ctx context.Context, s logical.Storage, now time.Time, dryRun, allProjects bool) (*sweepReport, error) {
+	if !b.sweepMu.TryLock() {
+		return nil, errSweepBusy
+	}
+	defer b.sweepMu.Unlock()
+	start := time.Now()
+	rep := &sweepReport{DryRun: dryRun}
+	defer func() { rep.Took = time.Since(start) }()
+
+	client, err := b.getClient(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := listAccountIDs(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	tracked := make(map[string]bool, len(ids))
+	byProject := map[string][]*accountRecord{} // candidates for deletion
+	projects := map[string]bool{}
+	for _, id := range ids {
+		tracked[id] = true
+		r, err := getAccountRecord(ctx, s, id)
+		if err != nil {
+			// Undecodable: leave it for an operator rather than guess.
+			b.Logger().Error("tidy: skipping unreadable account record", "service_account_id", id, "error", err)
+			rep.Failed++
+			continue
+		}
+		if r == nil {
+			continue // revoked meanwhile
+		}
+		rep.Records++
+		if allProjects {
+			projects[r.ProjectID] = true
+		}
+		switch {
+		case now.After(time.Unix(r.ExpiresAt, 0).Add(tidyGracePeriod)):
+			rep.Stale++
+		case r.KeyExpiresAt > 0 && now.After(time.Unix(r.KeyExpiresAt, 0).Add(keyExpirySkew)):
+			rep.KeyExpired++
+		default:
+			continue
+		}
+		if !projectIDPattern.MatchString(r.ProjectID) || !projectIDPattern.MatchString(r.ServiceAccountID) {
+			b.Logger().Error("tidy: skipping malformed account record", "service_account_id", id)
+			rep.Failed++
+			continue
+		}
+		byProject[r.ProjectID] = append(byProject[r.ProjectID], r)
+		projects[r.ProjectID] = true
+	}
+	if allProjects {
+		roles, err := s.List(ctx, roleStoragePrefix)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range roles {
+			if role, err := getRole(ctx, s, name); err == nil && role != nil {
+				projects[role.ProjectID] = true
+			}
+		}
+	}
+
+	for _, projectID := range sortedKeys(projects) {
+		if err := ctx.Err(); err != nil {
+			rep.Incomplete, rep.Reason = true, "time budget exhausted"
+			break
+		}
+		stop, err := b.sweepProject(ctx, s, client, projectID, byProject[projectID], tracked, dryRun, rep)
+		if err != nil {
+			return rep, err
+		}
+		if stop {
+			break
+		}
+	}
+	return rep, nil
+}
+
+// sweepProject lists one project and settles its candidates. stop is true
+// when OpenAI is throttling or the budget ran out: the rest waits for the
+// next run rather than pressing on.
+func (b *backend) sweepProject(ctx context.Context, s logical.Storage, client adminClient, projectID string,
+	candidates []*accountRecord, tracked map[string]bool, dryRun bool, rep *sweepReport) (stop bool, err error) {
+	names := map[string]string{}
+	err = client.ListServiceAccounts(ctx, projectID, func(sa serviceAccount) bool {
+		names[sa.ID] = sa.Name
+		if !tracked[sa.ID] && strings.HasPrefix(sa.Name, nameMarker) {
+			rep.UntrackedMarked++
+		}
+		return true
+	})
+	if httpStatus(err) == http.StatusBadRequest {
+		// OpenAI refuses account calls on an archived project, having
+		// removed its accounts; anything else stays a failure.
+		if p, perr := client.GetProject(ctx, projectID); perr == nil && p.Status == "archived" {
+			err = nil
+		}
+	}
+	switch {
+	case isNotFound(err):
+		// The project is gone, and its accounts with it.
+	case err != nil:
+		rep.Failed += len(candidates)
+		rep.Incomplete, rep.Reason = true, stopReason(err)
+		b.Logger().Warn("tidy: listing service accounts failed; will retry next run", "project_id", projectID, "error", err)
+		return true, nil
+	}
+	rep.ProjectsListed++
+
+	for i, r := range candidates {
+		name, exists := names[r.ServiceAccountID]
+		switch {
+		case !exists:
+			rep.AlreadyGone++
+		case name != r.Name:
+			rep.NotOurs++
+			b.Logger().Warn("tidy: recorded account now carries another name; leaving it alone",
+				"service_account_id", r.ServiceAccountID, "recorded_name", r.Name, "name", name)
+		case dryRun:
+			rep.Deleted++
+			continue
+		default:
+			err := client.DeleteServiceAccount(ctx, projectID, r.ServiceAccountID)
+			if err != nil && !isNotFound(err) {
+				rep.Failed++
+				b.Logger().Warn("tidy: deleting service account failed; will retry next run",
+					"project_id", projectID, "service_account_id", r.ServiceAccountID, "error", err)
+				if httpStatus(err) == http.StatusTooManyRequests || ctx.Err() != nil {
+					rep.Failed += len(candidates) - i - 1
+					rep.Incomplete, rep.Reason = true, stopReason(err)
+					return true, nil
+				}
+				continue
+			}
+			rep.Deleted++
+			b.Logger().Info("tidy: deleted orphaned service account", "project_id", projectID,
+				"service_account_id", r.ServiceAccountID, "name", r.Name, "role", r.Role,
+				"created_at", time.Unix(r.CreatedAt, 0).UTC().Format(time.RFC3339))
+		}
+		if dryRun {
+			continue
+		}
+		if err := deleteAccountRecord(ctx, s, r.ServiceAccountID); err != nil {
+			return true, err
+		}
+	}
+	return false, nil
+}
+
+func stopReason(err error) string {
+	switch {
+	case httpStatus(err) == http.StatusTooManyRequests:
+		return "rate limited by OpenAI"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "time budget exhausted"
+	default:
+		return "OpenAI error: " + err.Error()
+	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// tidyState is when the scheduled sweep last ran on this cluster.
+type tidyState struct {
+	LastRun    time.Time `json:"last_run"`
+	Incomplete bool      `json:"incomplete"`
+}
+
+func getTidyState(ctx context.Context, s logical.Storage) (*tidyState, error) {
+	st := &tidyState{}
+	entry, err := s.Get(ctx, tidyStatePath)
+	if err != nil || entry == nil {
+		return st, err
+	}
+	return st, entry.DecodeJSON(st)
+}
+
+// sweepAllowed: records are local storage, so every cluster's active node
+// sweeps its own (performance secondaries included); performance standbys
+// and DR secondaries cannot write and never do.
+func (b *backend) sweepAllowed() bool {
+	st := b.System().ReplicationState()
+	return !st.HasState(consts.ReplicationPerformanceStandby) && !st.HasState(consts.ReplicationDRSecondary)
+}
+
+// periodicSweep is called from PeriodicFunc on Vault's one-minute tick and
+// sweeps when tidy_interval has passed since the last run, or at once after
+// a run that was cut short. Failures are logged here and not returned: the
+// next run retries, and Vault would otherwise log them again every minute.
+func (b *backend) periodicSweep(ctx context.Context, s logical.Storage) {
+	if !b.sweepAllowed() {
+		return
+	}
+	cfg, err := getConfig(ctx, s)
+	if err != nil || cfg == nil {
+		return
+	}
+	interval := cfg.tidyInterval()
+	if interval <= 0 {
+		return
+	}
+	st, err := getTidyState(ctx, s)
+	if err != nil {
+		b.Logger().Warn("tidy: cannot read schedule state", "error", err)
+		return
+	}
+	now := time.Now()
+	if !st.Incomplete && now.Sub(st.LastRun) < interval {
+		return
+	}
+	ids, err := listAccountIDs(ctx, s)
+	if err != nil {
+		b.Logger().Warn("tidy: cannot list account records", "error", err)
+		return
+	}
+
+	var rep *sweepReport
+	if len(ids) == 0 {
+		rep = &sweepReport{}
+	} else {
+		sctx, cancel := context.WithTimeout(ctx, periodicSweepBudget)
+		rep, err = b.sweep(sctx, s, now, false, false)
+		cancel()
+	}
+	switch {
+	case errors.Is(err, errSweepBusy):
+		return
+	case err != nil:
+		b.Logger().Warn("scheduled tidy failed; will retry at the next interval", "error", err)
+	case rep.eventful():
+		b.Logger().Info("scheduled tidy finished", rep.logArgs()...)
+	default:
+		b.Logger().Debug("scheduled tidy finished", rep.logArgs()...)
+	}
+	next := &tidyState{LastRun: now, Incomplete: err == nil && rep.Incomplete}
+	entry, perr := logical.StorageEntryJSON(tidyStatePath, next)
+	if perr == nil {
+		perr = s.Put(ctx, entry)
+	}
+	if perr != nil {
+		b.Logger().Warn("tidy: cannot save schedule state", "error", perr)
+	}
+}
+
+// Config fields owned by the sweep (added to the config path by pathConfig).
+
+func addTidyConfigFields(fields map[string]*framework.FieldSchema) {
+	fields["tidy_interval"] = &framework.FieldSchema{
+		Type: framework.TypeDurationSecond,
+		Description: "How often the active node sweeps for accounts whose lease can no longer be alive (see tidy). " +
+			"0 disables the schedule; checked on Vault's one-minute tick. Default 1h.",
+		DisplayAttrs: &framework.DisplayAttributes{Name: "Tidy interval"},
+	}
+	fields["force"] = &framework.FieldSchema{
+		Type:        framework.TypeBool,
+		Description: "On delete: remove config even though keys issued by this mount are still live; their revocations will then fail.",
+	}
+}
+
+func (c *openaiConfig) tidyInterval() time.Duration {
+	if c.TidyInterval == nil {
+		return defaultTidyInterval
+	}
+	return *c.TidyInterval
+}
+
+// parseTidyConfig applies tidy_interval from a config write.
+func parseTidyConfig(cfg *openaiConfig, d *framework.FieldData) *logical.Response {
+	v, ok := d.GetOk("tidy_interval")
+	if !ok {
+		return nil
+	}
+	iv := time.Duration(v.(int)) * time.Second
+	if iv < 0 || iv > maxKeyLifetime {
+		return logical.ErrorResponse("tidy_interval must be 0 (off) or a duration up to %s", maxKeyLifetime)
+	}
+	cfg.TidyInterval = &iv
+	return nil
+}
+
+func addTidyConfigData(cfg *openaiConfig, data map[string]interface{}) {
+	data["tidy_interval"] = int64(cfg.tidyInterval().Seconds())
+}
+
+// refuseConfigDelete keeps the admin key while keys it issued may still be
+// live: without it their revocations could never succeed.
+func refuseConfigDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if force, _ := d.GetOk("force"); force == true {
+		return nil, nil
+	}
+	live, err := countLiveAccountRecords(ctx, req.Storage, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if live == 0 {
+		return nil, nil
+	}
+	return logical.ErrorResponse("refusing to delete config: %d key(s) issued by this mount are still live and need the admin key to be revoked; "+
+		"revoke their leases first (vault lease revoke -prefix <mount>/creds/), or delete with force=true", live), nil
+}
