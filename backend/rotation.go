@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/hashicorp/vault/sdk/rotation"
 	"github.com/mitchellh/mapstructure"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 const walKindAdminKeyRotation = "admin_key_rotation"
@@ -377,8 +379,10 @@ func (b *backend) registerRotation(ctx context.Context, req *logical.Request, p 
 }
 
 // isRotationManagerUnsupported matches by message: the error crosses the
-// plugin's gRPC boundary and loses its identity on the way.
+// plugin's gRPC boundary and loses its identity on the way. A Vault older
+// than this SDK lacks the RPC altogether and answers Unimplemented.
 func isRotationManagerUnsupported(err error) bool {
 	return err != nil && (errors.Is(err, automatedrotationutil.ErrRotationManagerUnsupported) ||
-		strings.Contains(err.Error(), automatedrotationutil.ErrRotationManagerUnsupported.Error()))
+		strings.Contains(err.Error(), automatedrotationutil.ErrRotationManagerUnsupported.Error()) ||
+		status.Code(err) == codes.Unimplemented)
 }

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,8 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/automatedrotationutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/hashicorp/vault/sdk/rotation"
+	grpccodes "google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
 )
@@ -412,5 +415,19 @@ func TestRotation_BadInput(t *testing.T) {
 	}
 	if cfg := e.storedConfig(); cfg.Rotation.RotationPeriod != 0 || cfg.AdminAPIKeyTTL != 0 {
 		t.Fatalf("refused writes changed config: %+v", cfg.Rotation)
+	}
+}
+
+func TestIsRotationManagerUnsupported(t *testing.T) {
+	for err, want := range map[error]bool{
+		automatedrotationutil.ErrRotationManagerUnsupported:                                         true,
+		fmt.Errorf("rpc error: %s", automatedrotationutil.ErrRotationManagerUnsupported):            true,
+		grpcstatus.Error(grpccodes.Unimplemented, "unknown method RegisterRotationJobWithResponse"): true,
+		errors.New("permission denied"):                                                             false,
+		nil:                                                                                         false,
+	} {
+		if got := isRotationManagerUnsupported(err); got != want {
+			t.Errorf("isRotationManagerUnsupported(%v) = %v", err, got)
+		}
 	}
 }
