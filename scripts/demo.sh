@@ -34,12 +34,15 @@ cleanup() {
 		done
 		kill -KILL "$pid" 2>/dev/null
 	done
-	if ((rc != 0)); then
+	if ((rc == 130 || rc == 143)); then
+		echo "interrupted: leases revoked, Vault and the fake stopped" >&2
+	elif ((rc != 0)); then
 		echo >&2
 		echo "demo failed (exit $rc). Last lines of the Vault log:" >&2
 		[[ -f "$WORK/vault.log" ]] && tail -n 30 "$WORK/vault.log" | sed 's/^/  | /' >&2
+		KEEP_DEMO_DIR=1
 	fi
-	if [[ "${KEEP_DEMO_DIR:-}" == 1 || $rc -ne 0 ]]; then
+	if [[ "${KEEP_DEMO_DIR:-}" == 1 ]]; then
 		echo "working directory kept: $WORK" >&2
 	else
 		rm -rf "$WORK"
@@ -163,7 +166,7 @@ grep -q '"api_key":"hmac-sha256:' "$WORK/audit.log" || die "no HMAC'd api_key in
 info "$entries entries; issued keys and the admin key appear only as HMACs"
 unset api_key api_key2
 
-printf '\n\033[1mSummary: %s: OK\033[0m (%ds)\n' "$(
+printf '\n%sSummary: %s: OK%s (%ds)\n' "$BOLD" "$(
 	IFS=,
 	echo "${lifecycle[*]}" | sed 's/,/, /g'
-)" "$((SECONDS - start))"
+)" "$PLAIN" "$((SECONDS - start))"

@@ -9,10 +9,16 @@ PLUGIN_VERSION="${PLUGIN_VERSION:-v0.1.0}"
 MOUNT=openai
 ROLE=demo
 
+# Bold step headers on a terminal only, so logs and CI output stay plain.
+if [[ -t 1 ]]; then
+	BOLD=$'\033[1m' PLAIN=$'\033[0m'
+else
+	BOLD='' PLAIN=''
+fi
 step_no=0
 step() {
 	step_no=$((step_no + 1))
-	printf '\n\033[1m[%d] %s\033[0m\n' "$step_no" "$*"
+	printf '\n%s[%d] %s%s\n' "$BOLD" "$step_no" "$*" "$PLAIN"
 }
 info() { printf '    %s\n' "$*"; }
 die() {
@@ -63,15 +69,25 @@ free_port() {
 	die "no free loopback port found"
 }
 
-# detach starts a command in its own session, so a Ctrl-C at the terminal reaches only
-# this script (whose trap then shuts things down in order) and `make dev` servers
-# outlive the terminal. nohup is the fallback where setsid is missing.
-detach() {
-	if command -v setsid >/dev/null; then
-		setsid "$@"
-	else
-		nohup "$@"
-	fi
+# spawn PIDFILE LOG CMD... starts CMD in the background in its own session and prints
+# its pid. Its own session: a Ctrl-C at the terminal reaches only this script (whose
+# trap then shuts things down in order), and `make dev` servers outlive the terminal.
+# The pid is written by the process itself just before exec, so it is CMD's own pid,
+# whatever setsid or nohup do. Call it as $(spawn ...), the output is only the pid.
+spawn() {
+	local pidfile=$1 log=$2 i
+	shift 2
+	rm -f "$pidfile"
+	local runner=(nohup)
+	command -v setsid >/dev/null && runner=(setsid)
+	"${runner[@]}" sh -c 'echo $$ >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "$pidfile" "$@" \
+		>"$log" 2>&1 </dev/null &
+	for i in $(seq 1 200); do
+		[[ -s "$pidfile" ]] && break
+		sleep 0.05
+	done
+	[[ -s "$pidfile" ]] || die "could not start $1"
+	cat "$pidfile"
 }
 
 # Real OpenAI when both variables are set; the fake otherwise.
@@ -101,9 +117,11 @@ start_fake() {
 	ADMIN_KEY="sk-admin-demo$(rand_hex 24)"
 	PROJECT_ID=proj_fake_active
 	rm -f "$WORK/fake.url"
-	FAKE_OPENAI_ADMIN_KEY="$ADMIN_KEY" detach "$ROOT/bin/fake-openai" -addr 127.0.0.1:0 \
-		-addr-file "$WORK/fake.url" >"$WORK/fake.log" 2>&1 &
-	FAKE_PID=$!
+	# The key reaches the fake through its environment, never its argv.
+	FAKE_PID="$(
+		export FAKE_OPENAI_ADMIN_KEY="$ADMIN_KEY"
+		spawn "$WORK/fake.pid" "$WORK/fake.log" "$ROOT/bin/fake-openai" -addr 127.0.0.1:0 -addr-file "$WORK/fake.url"
+	)"
 	local i
 	for i in $(seq 1 100); do
 		[[ -s "$WORK/fake.url" ]] && break
@@ -122,10 +140,9 @@ start_vault() {
 	VAULT_TOKEN="root-$(rand_hex 8)"
 	for attempt in 1 2 3; do
 		port="$(free_port)"
-		detach "$VAULT" server -dev -dev-root-token-id="$VAULT_TOKEN" \
-			-dev-listen-address="127.0.0.1:$port" -dev-plugin-dir="$WORK/plugins" \
-			-dev-no-store-token >"$WORK/vault.log" 2>&1 &
-		VAULT_PID=$!
+		VAULT_PID="$(spawn "$WORK/vault.pid" "$WORK/vault.log" "$VAULT" server -dev \
+			-dev-root-token-id="$VAULT_TOKEN" -dev-listen-address="127.0.0.1:$port" \
+			-dev-plugin-dir="$WORK/plugins" -dev-no-store-token)"
 		export VAULT_ADDR="http://127.0.0.1:$port" VAULT_TOKEN
 		for i in $(seq 1 300); do
 			kill -0 "$VAULT_PID" 2>/dev/null || break
@@ -139,7 +156,6 @@ start_vault() {
 			die "Vault did not become ready within 30s (log: $WORK/vault.log)"
 		fi
 		# Most likely the port was taken between the check and the bind; try another.
-		wait "$VAULT_PID" 2>/dev/null || true
 		VAULT_PID=
 	done
 	tail -n 20 "$WORK/vault.log" >&2
