@@ -266,7 +266,7 @@ func (e *upstreamErr) Error() string {
 	case errors.Is(e.cause, context.Canceled):
 		return fmt.Sprintf("%s: cancelled before OpenAI answered", e.op)
 	default:
-		return fmt.Sprintf("%s: OpenAI unreachable: %v", e.op, e.cause)
+		return fmt.Sprintf("%s: OpenAI unreachable: %s", e.op, redactKeys(fmt.Sprint(e.cause)))
 	}
 }
 
@@ -278,7 +278,7 @@ func upstreamError(op string, err error) error {
 	}
 	var apiErr *openai.Error
 	if errors.As(err, &apiErr) {
-		msg := apiErr.Message
+		msg := redactKeys(apiErr.Message)
 		if len(msg) > 500 {
 			msg = msg[:500] + "..."
 		}

@@ -36,6 +36,9 @@ func parseNameTemplate(raw string) (*nameTemplate, error) {
 	if strings.TrimSpace(raw) == "" {
 		return nil, errors.New("must not be empty")
 	}
+	if err := checkTemplateBounds(raw); err != nil {
+		return nil, err
+	}
 	t, err := template.NewTemplate(template.Template(raw))
 	if err != nil {
 		return nil, err
@@ -45,6 +48,7 @@ func parseNameTemplate(raw string) (*nameTemplate, error) {
 
 // render produces a name OpenAI will accept, or an error if nothing usable remains.
 func (t *nameTemplate) render(data nameTemplateData) (string, error) {
+	data = nameTemplateData{RoleName: boundInput(data.RoleName), DisplayName: boundInput(data.DisplayName), MountAccessor: boundInput(data.MountAccessor)}
 	raw, err := t.tmpl.Generate(data)
 	if err != nil {
 		return "", err

@@ -240,6 +240,10 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	}
 	if v, ok := d.GetOk("admin_api_key_id"); ok {
 		cfg.AdminAPIKeyID = strings.TrimSpace(v.(string))
+		// Not echoed: a key pasted into the wrong field must not come back.
+		if id := cfg.AdminAPIKeyID; id != "" && (strings.HasPrefix(id, "sk-") || !projectIDPattern.MatchString(id)) {
+			return logical.ErrorResponse("admin_api_key_id must be a key id such as key_abc123, not the key itself"), nil
+		}
 	} else if keyChanged {
 		cfg.AdminAPIKeyID = "" // the old key's id no longer applies
 	}
