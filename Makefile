@@ -12,7 +12,7 @@ E2E_FLAGS ?=
 
 export PLUGIN_VERSION := $(VERSION)
 
-.PHONY: all build test test-unit test-e2e demo dev dev-stop vault fmt vet clean
+.PHONY: all build test test-unit test-e2e demo dev dev-stop vault fmt vet clean bench bench-smoke bench-profile
 
 all: build
 
@@ -36,6 +36,22 @@ test-unit:
 test-e2e:
 	VAULT_BIN="$$(scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
 		$(GO) test -tags e2e -race -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./e2e/...
+
+# Issue-6 benchmark against a real Vault dev server and the in-process fake;
+# the plugin is built without -race. Writes bench/results/ (~5 min on 2 cores).
+bench:
+	VAULT_BIN="$$(scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
+		$(GO) test -tags 'e2e bench' -count=1 -timeout 20m -run '^TestBench$$' -v ./e2e/
+
+# The same benchmark with a few hundred requests (< 1 min); checks it works, not speed.
+bench-smoke:
+	VAULT_BIN="$$(scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
+		$(GO) test -tags e2e -count=1 -timeout 5m -run '^TestBenchSmoke$$' -v ./e2e/
+
+# CPU profiles of the plugin and Vault under issue load (BENCH_PROFILE_* in e2e/bench_full_test.go).
+bench-profile:
+	VAULT_BIN="$$(scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
+		$(GO) test -tags 'e2e bench' -count=1 -timeout 10m -run '^TestBenchProfile$$' -v ./e2e/
 
 demo:
 	scripts/demo.sh

@@ -63,6 +63,8 @@ type backend struct {
 
 	// roleLocks serialise writes to the same role without a global lock.
 	roleLocks []*locksutil.LockEntry
+
+	roleCache roleCache
 }
 
 func newBackend() *backend {
@@ -109,6 +111,7 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	if key == configStoragePath {
 		b.resetClient()
 	}
+	b.invalidateRole(key)
 }
 
 func (b *backend) resetClient() {

@@ -49,7 +49,7 @@ even if Vault cannot revoke it.
 
 func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	roleName := d.Get("name").(string)
-	role, err := getRole(ctx, req.Storage, roleName)
+	role, tmpl, tmplErr, err := b.issueRole(ctx, req.Storage, roleName)
 	if err != nil {
 		return nil, err
 	}
@@ -70,15 +70,15 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	}
 
 	sys := b.System()
-	maxTTL := effectiveMaxTTL(sys.MaxLeaseTTL(), role.MaxTTL)
-	ttl, warnings, err := framework.CalculateTTL(sys, requested, role.TTL, 0, maxTTL, 0, time.Time{})
+	mountMax := sys.MaxLeaseTTL()
+	maxTTL := effectiveMaxTTL(mountMax, role.MaxTTL)
+	ttl, warnings, err := framework.CalculateTTL(fixedMaxTTL{sys, mountMax}, requested, role.TTL, 0, maxTTL, 0, time.Time{})
 	if err != nil {
 		return nil, err
 	}
 
-	tmpl, err := parseNameTemplate(role.NameTemplate)
-	if err != nil {
-		return logical.ErrorResponse("name_template of role %q: %s", roleName, err), nil
+	if tmplErr != nil {
+		return logical.ErrorResponse("name_template of role %q: %s", roleName, tmplErr), nil
 	}
 	name, err := tmpl.render(nameTemplateData{RoleName: roleName, DisplayName: req.DisplayName, MountAccessor: req.MountAccessor})
 	if err != nil {

@@ -221,6 +221,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if err := req.Storage.Put(ctx, entry); err != nil {
 		return nil, err
 	}
+	b.roleCache.invalidate(name)
 	if len(warnings) > 0 {
 		return &logical.Response{Warnings: warnings}, nil
 	}
@@ -269,5 +270,7 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 	lock := b.roleLock(name)
 	lock.Lock()
 	defer lock.Unlock()
-	return nil, req.Storage.Delete(ctx, roleStoragePrefix+name)
+	err := req.Storage.Delete(ctx, roleStoragePrefix+name)
+	b.roleCache.invalidate(name)
+	return nil, err
 }

@@ -1,0 +1,107 @@
+//go:build e2e && bench
+
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
+)
+
+// TestBench is `make bench`: the full benchmark of issue 6, writing
+// bench/results/{bench.json,bench.md,throughput.png} (BENCH_OUT overrides the
+// directory). About five minutes on two cores; it fails on wrong behaviour
+// (errors, leaks, more than one upstream call per key), while the targets it
+// measures are reported in the results, met or not.
+func TestBench(t *testing.T) {
+	if raceEnabled {
+		t.Fatal("run the benchmark without -race: the plugin would be built with the race detector")
+	}
+	dir := os.Getenv("BENCH_OUT")
+	if dir == "" {
+		dir = filepath.Join(suite.repoRoot, "bench", "results")
+	}
+	rep := runBench(t, benchConfig{
+		Name:            "full",
+		Concurrency:     []int{1, 8, 32, 128},
+		Latencies:       []time.Duration{0, 100 * time.Millisecond},
+		PerCell:         2000,
+		CellMaxDuration: 12 * time.Second,
+		Leases:          10000,
+		RevokeLatencies: []time.Duration{0, 100 * time.Millisecond},
+		ExpiryLatency:   0,
+		FillConcurrency: 128,
+		ProbeWorkers:    1000,
+	})
+	writeReport(t, rep, dir)
+}
+
+// TestBenchProfile (`make bench-profile`) takes CPU profiles of the plugin
+// (its pprof endpoint) and of Vault (sys/pprof) while keys are issued at
+// BENCH_PROFILE_LATENCY (default 0s) from BENCH_PROFILE_CLIENTS (default 32)
+// for BENCH_PROFILE_SECONDS (default 10), into BENCH_PROFILE_OUT (default
+// /tmp/vault-plugin-openai-profile). Read them with `go tool pprof -top`.
+func TestBenchProfile(t *testing.T) {
+	env := func(k, def string) string {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	lat, err := time.ParseDuration(env("BENCH_PROFILE_LATENCY", "0s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients, _ := strconv.Atoi(env("BENCH_PROFILE_CLIENTS", "32"))
+	secs, _ := strconv.Atoi(env("BENCH_PROFILE_SECONDS", "10"))
+	out := env("BENCH_PROFILE_OUT", "/tmp/vault-plugin-openai-profile")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	rep := &benchReport{}
+	e := newBenchEnv(t, rep, VaultOptions{}, false)
+	e.f.SetFaults(fakeopenai.Faults{Latency: lat})
+
+	fetch := func(url, token, file string, wg *sync.WaitGroup) {
+		defer wg.Done()
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if token != "" {
+			req.Header.Set("X-Vault-Token", token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Errorf("%s: %v", file, err)
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: HTTP %d", file, resp.StatusCode)
+			return
+		}
+		if err := os.WriteFile(filepath.Join(out, file), b, 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go fetch(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", e.pprof, secs), "", "plugin-cpu.pprof", &wg)
+	go fetch(fmt.Sprintf("%s/v1/sys/pprof/profile?seconds=%d", e.v.Addr, secs), e.v.Token, "vault-cpu.pprof", &wg)
+
+	cfg := benchConfig{PerCell: 1 << 20, CellMaxDuration: time.Duration(secs) * time.Second}
+	cell := e.runCell("issue", lat, clients, cfg, e.issueFunc(nil))
+	wg.Wait()
+	t.Logf("issue at %s, %d clients: %d requests, %.1f/s, p50 %.2fms, p99 %.2fms, errors %d; CPU ms per issue: Vault %.2f, plugin %.2f, bench %.2f; machine busy %.0f%%",
+		lat, clients, cell.Requests, cell.PerSecond, cell.P50MS, cell.P99MS, cell.Errors,
+		1000*cell.CPU.VaultSec/float64(cell.Requests), 1000*cell.CPU.PluginSec/float64(cell.Requests), 1000*cell.CPU.BenchSec/float64(cell.Requests), 100*cell.CPU.Busy)
+	t.Logf("profiles in %s: go tool pprof -top %s/plugin-cpu.pprof", out, out)
+}
