@@ -79,7 +79,8 @@ func TestAudit(t *testing.T) {
 	var sawConfig, sawIssueReq, sawIssueResp bool
 	for _, e := range entries {
 		switch {
-		case e.Type == "request" && e.Request.Path == "openai/config" && e.Request.Operation == "update":
+		case e.Type == "request" && e.Request.Path == "openai/config" &&
+			(e.Request.Operation == "create" || e.Request.Operation == "update"):
 			sawConfig = true
 			if got := e.Request.Data["admin_api_key"]; got != adminHash {
 				t.Errorf("config write audited admin_api_key as %v, want its HMAC", got)

@@ -107,7 +107,6 @@ func TestCrashMidIssue(t *testing.T) {
 	f.SetFaults(fakeopenai.Faults{})
 
 	v.Restart()
-	restarted := time.Now()
 	if leases := leasesUnder(t, v, "openai/creds/r/"); len(leases) != 0 {
 		t.Errorf("Vault holds leases %v for an issue that never completed", leases)
 	}
@@ -118,7 +117,10 @@ func TestCrashMidIssue(t *testing.T) {
 	if len(f.LiveAccounts()) != 0 {
 		t.Errorf("%d accounts live after rollback, want 0", len(f.LiveAccounts()))
 	}
-	_ = restarted
+	// It was the WAL rollback (not, say, a tidy sweep) that removed it.
+	if len(grepLines(v.Log(), "rolled back")) == 0 || len(grepLines(v.Log(), orphan.ID)) == 0 {
+		t.Errorf("the Vault log does not show the engine rolling back %s", orphan.ID)
+	}
 
 	// Rollback done, the engine keeps working.
 	c := issue(t, v, "openai", "r", nil)

@@ -47,12 +47,14 @@ func TestBadSHA256Refused(t *testing.T) {
 	if !strings.Contains(stderr, "checksums did not match") {
 		t.Errorf("vault secrets enable told the user %q, want the checksum mismatch", stderr)
 	}
+	t.Logf("the user sees: %s", strings.TrimSpace(stderr))
 
 	// Registering with a SHA-256 that is not the binary's is refused the same way, at
 	// registration or at the latest when mounting.
 	_, stderr, code = v.CLI("plugin", "register", "-sha256="+strings.Repeat("ab", 32),
 		"-version=v0.0.1", "-command="+pluginName, "secret", pluginName)
 	if code == 0 {
+		t.Logf("registration with a wrong -sha256 accepted; refusal expected at enable")
 		_, stderr, code = v.CLI("secrets", "enable", "-path=openai-wrong", "-plugin-version=v0.0.1", pluginName)
 	}
 	if code == 0 || !strings.Contains(stderr, "checksums did not match") {
