@@ -49,6 +49,7 @@ func TestBench(t *testing.T) {
 // BENCH_PROFILE_LATENCY (default 0s) from BENCH_PROFILE_CLIENTS (default 32)
 // for BENCH_PROFILE_SECONDS (default 10), into BENCH_PROFILE_OUT (default
 // /tmp/vault-plugin-openai-profile). Read them with `go tool pprof -top`.
+// BENCH_PROFILE_TRACE=1 adds execution traces of both.
 func TestBenchProfile(t *testing.T) {
 	env := func(k, def string) string {
 		if v := os.Getenv(k); v != "" {
@@ -96,6 +97,13 @@ func TestBenchProfile(t *testing.T) {
 	wg.Add(2)
 	go fetch(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", e.pprof, secs), "", "plugin-cpu.pprof", &wg)
 	go fetch(fmt.Sprintf("%s/v1/sys/pprof/profile?seconds=%d", e.v.Addr, secs), e.v.Token, "vault-cpu.pprof", &wg)
+	if os.Getenv("BENCH_PROFILE_TRACE") != "" {
+		// Execution traces: `go tool trace -pprof=net|sync|syscall|sched` shows
+		// where requests wait (gRPC round trips to Vault, the upstream, locks).
+		wg.Add(2)
+		go fetch(fmt.Sprintf("%s/debug/pprof/trace?seconds=%d", e.pprof, secs), "", "plugin.trace", &wg)
+		go fetch(fmt.Sprintf("%s/v1/sys/pprof/trace?seconds=%d", e.v.Addr, secs), e.v.Token, "vault.trace", &wg)
+	}
 
 	cfg := benchConfig{PerCell: 1 << 20, CellMaxDuration: time.Duration(secs) * time.Second}
 	cell := e.runCell("issue", lat, clients, cfg, e.issueFunc(nil))
