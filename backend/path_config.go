@@ -230,6 +230,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		if key == "" {
 			return logical.ErrorResponse("admin_api_key must not be empty"), nil
 		}
+		if !headerSafe(key) {
+			return logical.ErrorResponse("admin_api_key is not a valid key: at most %d visible ASCII characters", maxHeaderValue), nil
+		}
 		if key != cfg.AdminAPIKey {
 			keyChanged = true
 			cfg.AdminAPIKey = key
@@ -249,6 +252,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	}
 	if v, ok := d.GetOk("organization_id"); ok {
 		cfg.OrganizationID = strings.TrimSpace(v.(string))
+		if cfg.OrganizationID != "" && !projectIDPattern.MatchString(cfg.OrganizationID) {
+			return logical.ErrorResponse("organization_id must be an OpenAI organization id such as org-abc123"), nil
+		}
 	}
 	if v, ok := d.GetOk("base_url"); ok || req.Operation == logical.CreateOperation {
 		if !ok {

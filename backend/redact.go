@@ -1,8 +1,12 @@
 package backend
 
 import (
+	"context"
 	"fmt"
 	"regexp"
+	"strings"
+
+	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // Values that hold a key print without it, however they are formatted
@@ -44,4 +48,66 @@ var keyLike = regexp.MustCompile(`(?i)\bsk-[a-z0-9_\-]{6,}|\bbearer\s+\S+`)
 
 func redactKeys(s string) string {
 	return keyLike.ReplaceAllString(s, "[redacted]")
+}
+
+// sensitiveFields are request fields whose values must never come back in
+// an error, even when sent with the wrong type (Vault's field validation
+// quotes the value it could not convert).
+var sensitiveFields = []string{"admin_api_key"}
+
+// HandleRequest redacts key-shaped strings, and whatever the request sent in
+// a sensitive field, from error responses and errors.
+func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	resp, err := b.Backend.HandleRequest(ctx, req)
+	if (err == nil && (resp == nil || !resp.IsError())) || req == nil {
+		return resp, err
+	}
+	var values []string
+	for _, f := range sensitiveFields {
+		collectStrings(req.Data[f], &values)
+	}
+	scrub := func(s string) string {
+		for _, v := range values {
+			if len(v) >= 8 {
+				s = strings.ReplaceAll(s, v, "[redacted]")
+			}
+		}
+		return redactKeys(s)
+	}
+	if resp != nil && resp.IsError() {
+		if msg, ok := resp.Data["error"].(string); ok {
+			resp.Data["error"] = scrub(msg)
+		}
+	}
+	if err != nil {
+		if s := scrub(err.Error()); s != err.Error() {
+			err = scrubbedError{msg: s, cause: err}
+		}
+	}
+	return resp, err
+}
+
+// scrubbedError keeps the cause for errors.Is/As (Vault maps some causes to
+// status codes) while showing only the redacted message.
+type scrubbedError struct {
+	msg   string
+	cause error
+}
+
+func (e scrubbedError) Error() string { return e.msg }
+func (e scrubbedError) Unwrap() error { return e.cause }
+
+func collectStrings(v interface{}, out *[]string) {
+	switch v := v.(type) {
+	case string:
+		*out = append(*out, v, strings.TrimSpace(v))
+	case []interface{}:
+		for _, x := range v {
+			collectStrings(x, out)
+		}
+	case map[string]interface{}:
+		for _, x := range v {
+			collectStrings(x, out)
+		}
+	}
 }

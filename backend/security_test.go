@@ -386,3 +386,24 @@ func TestSecurity_RoleNamesFollowGenericNameRegex(t *testing.T) {
 		t.Fatalf("roles stored: %v", keys)
 	}
 }
+
+// Vault's field validation quotes a value it cannot convert; a key sent with
+// the wrong type still does not come back.
+func TestSecurity_WrongTypedKeyIsNotEchoed(t *testing.T) {
+	e := newTestEnv(t)
+	for _, v := range []interface{}{
+		[]interface{}{e.fake.AdminKey()},
+		map[string]interface{}{"k": e.fake.AdminKey()},
+		[]interface{}{"not-key-shaped-secret-value"},
+	} {
+		resp, err := e.do(logical.UpdateOperation, "config", map[string]interface{}{"admin_api_key": v})
+		if err != nil || resp == nil || !resp.IsError() {
+			t.Fatalf("want 400, got %v %v", resp, err)
+		}
+		msg := resp.Error().Error()
+		e.assertNoSecret("error", msg)
+		if strings.Contains(msg, "not-key-shaped-secret-value") {
+			t.Fatal("a wrong-typed admin_api_key came back in the error")
+		}
+	}
+}
