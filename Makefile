@@ -12,7 +12,7 @@ E2E_FLAGS ?=
 
 export PLUGIN_VERSION := $(VERSION)
 
-.PHONY: all build test test-unit test-e2e demo dev dev-stop vault fmt vet clean bench bench-smoke bench-profile
+.PHONY: all build test test-unit test-e2e test-faults demo dev dev-stop vault fmt vet clean bench bench-smoke bench-profile
 
 all: build
 
@@ -36,6 +36,12 @@ test-unit:
 test-e2e:
 	VAULT_BIN="$$(scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
 		$(GO) test -tags e2e -race -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./e2e/...
+
+# Every fault scenario at full size (e2e/faults_test.go; `make test` runs short
+# versions of 1, 3 and 6). Some wait on Vault's one-minute rollback tick: ~6 min.
+test-faults:
+	VAULT_BIN="$$(scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) E2E_FAULTS=1 \
+		$(GO) test -tags e2e -race -count=1 -timeout 30m -run '^(TestFault|TestAppPolicy)' -v $(E2E_FLAGS) ./e2e/...
 
 # Issue-6 benchmark against a real Vault dev server and the in-process fake;
 # the plugin is built without -race. Writes bench/results/ (~5 min on 2 cores).
