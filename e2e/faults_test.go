@@ -504,6 +504,7 @@ func TestFaultUpstreamDown(t *testing.T) {
 	settled := upAt.Add(10 * time.Second)
 	var creds []*Creds
 	var before, during, after, failedAfter, unclear int
+	var sample string
 	for _, r := range results {
 		switch {
 		case r.at.Before(downAt):
@@ -518,6 +519,10 @@ func TestFaultUpstreamDown(t *testing.T) {
 			continue
 		}
 		msg := r.err.Error()
+		if sample == "" {
+			code, errs := responseError(r.err)
+			sample = fmt.Sprintf("HTTP %d: %s", code, strings.Join(strings.Fields(v.redact(errs)), " "))
+		}
 		if !strings.Contains(msg, "OpenAI unreachable") && !strings.Contains(msg, "no answer from OpenAI") {
 			unclear++
 			if unclear <= 3 {
@@ -549,8 +554,9 @@ func TestFaultUpstreamDown(t *testing.T) {
 	waitFor(t, time.Minute, "zero live accounts after revoke-prefix", func() bool { return len(sf.LiveAccounts()) == 0 })
 	panics := checkVaultLog(t, v, secretsOf(sf.Fake, creds)...)
 	figures(t, "5-upstream-down", "requests", len(results), "failures", failures, "unclear_errors", unclear,
-		"requests_before", before, "requests_during_outage", during, "requests_after", after, "failed_outside_outage", failedAfter,
+		"requests_before", before, "requests_outage_and_settle", during, "requests_after", after, "failed_outside_outage", failedAfter,
 		"ok_after_recovery", okAfter, "orphans_converge", converge, "live_left", len(sf.LiveAccounts()), "panics", panics)
+	t.Logf("first error during the outage: %s", sample)
 }
 
 // rawRequest sends body (any JSON, or raw bytes) to Vault and returns the status.
