@@ -37,16 +37,19 @@ command -v go >/dev/null || {
 	exit 1
 }
 mkdir -p "$cache"
+# Leftovers of builds killed with SIGKILL (a normal interrupt removes its own).
+find "$cache" -maxdepth 1 -name 'vault.tmp.*' -mmin +120 -delete 2>/dev/null || true
 tmp="$(mktemp "$cache/vault.tmp.XXXXXX")"
 trap 'rm -f "$tmp"' EXIT
 echo "vault.sh: building Vault $VAULT_VERSION from source into $cache" >&2
-echo "vault.sh: the first build takes about ten minutes (later runs reuse the cached binary)" >&2
+echo "vault.sh: the first build takes about ten minutes on 2 cores, longer on a busy machine;" >&2
+echo "vault.sh: later runs reuse the cached binary (set VAULT_BIN to use one you have)" >&2
 start=$SECONDS
 (
 	cd "$here/vault"
 	# -mod=mod: the pinned module graph is in scripts/vault/go.sum; vendoring or a
 	# read-only module setting in the caller's environment must not interfere.
-	GOFLAGS= CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "-s -w" -o "$tmp" github.com/hashicorp/vault
+	GOFLAGS= go build -mod=mod -trimpath -ldflags "-s -w" -o "$tmp" github.com/hashicorp/vault
 )
 chmod 0755 "$tmp"
 mv -f "$tmp" "$bin"
