@@ -34,7 +34,8 @@ test-unit:
 # the harness builds the plugin with -race too and fails a test whose Vault log shows
 # a data race in the plugin.
 test-e2e:
-	VAULT_BIN="$$(scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
+	vault="$$(scripts/vault.sh)"; \
+	VAULT_BIN="$$vault" PLUGIN_VERSION=$(VERSION) \
 		$(GO) test -tags e2e -race -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./e2e/...
 
 # Every fault scenario at full size (e2e/faults_test.go; `make test` runs short
