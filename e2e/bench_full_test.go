@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -111,5 +112,11 @@ func TestBenchProfile(t *testing.T) {
 	t.Logf("issue at %s, %d clients: %d requests, %.1f/s, p50 %.2fms, p99 %.2fms, errors %d; CPU ms per issue: Vault %.2f, plugin %.2f, bench %.2f; machine busy %.0f%%",
 		lat, clients, cell.Requests, cell.PerSecond, cell.P50MS, cell.P99MS, cell.Errors,
 		1000*cell.CPU.VaultSec/float64(cell.Requests), 1000*cell.CPU.PluginSec/float64(cell.Requests), 1000*cell.CPU.BenchSec/float64(cell.Requests), 100*cell.CPU.Busy)
+	if resp, err := http.Get(e.pprof + "/debug/memstats"); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		rss, hwm := procMemMB(e.v.PluginPIDs())
+		t.Logf("plugin VmRSS %.1f MB, VmHWM %.1f MB; Go memstats after GC: %s", rss, hwm, strings.TrimSpace(string(b)))
+	}
 	t.Logf("profiles in %s: go tool pprof -top %s/plugin-cpu.pprof", out, out)
 }

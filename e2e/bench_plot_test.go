@@ -29,8 +29,9 @@ func plotThroughput(rep *benchReport, path string) error {
 	}
 	p.X.Tick.Marker = plot.ConstantTicks(ticks)
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Legend.Top = true
-	p.Legend.Left = true
+	// Bottom right is empty: the 100 ms line starts low on the left.
+	p.Legend.Top = false
+	p.Legend.Left = false
 
 	var series []any
 	for _, lat := range rep.Config.Latencies {
