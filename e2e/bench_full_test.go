@@ -34,7 +34,7 @@ func TestBench(t *testing.T) {
 		Name:            "full",
 		Concurrency:     []int{1, 8, 32, 128},
 		Latencies:       []time.Duration{0, 100 * time.Millisecond},
-		PerCell:         2000,
+		PerCell:         4000,
 		CellMaxDuration: 12 * time.Second,
 		Leases:          10000,
 		RevokeLatencies: []time.Duration{0, 100 * time.Millisecond},
