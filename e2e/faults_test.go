@@ -467,28 +467,14 @@ func TestFaultUpstreamDown(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var results []result
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				c, err := tryIssue(v, "openai", "r", nil)
-				mu.Lock()
-				results = append(results, result{time.Now(), c, err})
-				mu.Unlock()
-				if err != nil {
-					time.Sleep(200 * time.Millisecond)
-				}
-			}
-		}()
-	}
+	stop := issueLoop(v, "openai", "r", 4, func(c *Creds, err error) {
+		mu.Lock()
+		results = append(results, result{time.Now(), c, err})
+		mu.Unlock()
+		if err != nil {
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
 	time.Sleep(10 * time.Second)
 	downAt := time.Now()
 	sf.down()
@@ -496,8 +482,7 @@ func TestFaultUpstreamDown(t *testing.T) {
 	sf.up(t)
 	upAt := time.Now()
 	time.Sleep(25 * time.Second)
-	close(stop)
-	wg.Wait()
+	stop()
 
 	// A request that began while down can fail until its retries run out
 	// (max_retries 4: about 8s of backoff); past that, every one must succeed.

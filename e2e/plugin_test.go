@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -244,4 +245,30 @@ func responseError(err error) (int, string) {
 		return http.StatusOK, ""
 	}
 	return 0, err.Error()
+}
+
+// issueLoop keeps workers goroutines issuing from mount/creds/role, handing
+// each result to record (which may sleep to pace a worker), until the returned
+// stop is called; stop waits for the workers to finish.
+func issueLoop(v *Vault, mount, role string, workers int, record func(*Creds, error)) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				record(tryIssue(v, mount, role, nil))
+			}
+		}()
+	}
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }

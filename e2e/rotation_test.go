@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,28 +35,15 @@ func TestRotateRootUnderLoad(t *testing.T) {
 	t.Parallel()
 	v, f := setupEngine(t, map[string]any{"ttl": "10m"})
 
-	stop := make(chan struct{})
 	var issued, failed atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if _, err := tryIssue(v, "openai", "r", nil); err != nil {
-					failed.Add(1)
-					t.Errorf("issue during rotation failed: %v", err)
-				} else {
-					issued.Add(1)
-				}
-			}
-		}()
-	}
+	stop := issueLoop(v, "openai", "r", 8, func(_ *Creds, err error) {
+		if err != nil {
+			failed.Add(1)
+			t.Errorf("issue during rotation failed: %v", err)
+		} else {
+			issued.Add(1)
+		}
+	})
 
 	var keyIDs []string
 	for i := 0; i < 3; i++ {
@@ -70,8 +56,7 @@ func TestRotateRootUnderLoad(t *testing.T) {
 		keyIDs = append(keyIDs, id)
 	}
 	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	stop()
 
 	live := liveAdminKeyIDs(f)
 	cfg := readConfig(t, v)
