@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -46,6 +45,9 @@ type openaiConfig struct {
 	Rotation               automatedrotationutil.AutomatedRotationParams `json:"rotation"`
 	RotationManagedByVault bool                                          `json:"rotation_managed_by_vault,omitempty"`
 
+	// RetryBudget bounds one call's retries; 0 means defaultRetryBudget (config_retry.go).
+	RetryBudget time.Duration `json:"retry_budget,omitempty"`
+
 	// TidyInterval is nil for configs written before it existed (sweep.go).
 	TidyInterval *time.Duration `json:"tidy_interval,omitempty"`
 }
@@ -57,6 +59,7 @@ func (c *openaiConfig) clientSettings() clientSettings {
 		OrganizationID: c.OrganizationID,
 		RequestTimeout: c.RequestTimeout,
 		MaxRetries:     c.MaxRetries,
+		RetryBudget:    c.retryBudget(),
 	}
 }
 
@@ -133,6 +136,7 @@ func pathConfig(b *backend) *framework.Path {
 	}
 	automatedrotationutil.AddAutomatedRotationFields(p.Fields)
 	addTidyConfigFields(p.Fields)
+	addRetryConfigFields(p.Fields)
 	return p
 }
 
@@ -202,6 +206,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	}
 	cfg.Rotation.PopulateAutomatedRotationData(data)
 	addTidyConfigData(cfg, data)
+	addRetryConfigData(cfg, data)
 	return &logical.Response{Data: data}, nil
 }
 
@@ -305,6 +310,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if resp := parseTidyConfig(cfg, d); resp != nil {
 		return resp, nil
 	}
+	if resp := parseRetryConfig(cfg, d); resp != nil {
+		return resp, nil
+	}
 	if keyChanged || cfg.KeySetAt.IsZero() {
 		cfg.KeySetAt = time.Now().UTC().Truncate(time.Second)
 	}
@@ -371,11 +379,6 @@ func (b *backend) verifyAdminKey(ctx context.Context, cfg *openaiConfig) (*logic
 	cfg.AdminAPIKeyID = matches[0]
 	cfg.AdminAPIKeyExpiresAt = expiresAt
 	return nil, nil
-}
-
-func isAuthError(err error) bool {
-	s := httpStatus(err)
-	return s == http.StatusUnauthorized || s == http.StatusForbidden
 }
 
 // redactedMatches reports whether key fits OpenAI's redacted form of a key,

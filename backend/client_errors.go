@@ -1,0 +1,90 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/openai/openai-go/v3"
+)
+
+// Every HTTP status the engine reacts to is classified here, so the rest of
+// the engine asks questions (not found? throttled? auth?) instead of
+// comparing status codes.
+
+// upstreamErr is an OpenAI API failure reduced to what is safe to show: the
+// SDK's own error may carry the request, whose headers hold the admin key.
+type upstreamErr struct {
+	op      string
+	status  int
+	code    string
+	message string
+	cause   error // transport errors only; never an *openai.Error
+}
+
+func (e *upstreamErr) Error() string {
+	switch {
+	case e.status == http.StatusTooManyRequests:
+		return fmt.Sprintf("%s: rate limited by OpenAI (HTTP 429) after retries: %s", e.op, e.message)
+	case e.status != 0:
+		return fmt.Sprintf("%s: OpenAI returned HTTP %d: %s", e.op, e.status, e.message)
+	case errors.Is(e.cause, context.DeadlineExceeded):
+		// The SDK also ends here when a Retry-After wait would outlast the deadline.
+		return fmt.Sprintf("%s: no answer from OpenAI in time (request_timeout, or retries outlasting the request's deadline)", e.op)
+	case errors.Is(e.cause, context.Canceled):
+		return fmt.Sprintf("%s: cancelled before OpenAI answered", e.op)
+	default:
+		return fmt.Sprintf("%s: OpenAI unreachable: %s", e.op, redactKeys(fmt.Sprint(e.cause)))
+	}
+}
+
+func (e *upstreamErr) Unwrap() error { return e.cause }
+
+func upstreamError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var apiErr *openai.Error
+	if errors.As(err, &apiErr) {
+		msg := redactKeys(apiErr.Message)
+		if len(msg) > 500 {
+			msg = msg[:500] + "..."
+		}
+		if msg == "" {
+			msg = http.StatusText(apiErr.StatusCode)
+		}
+		return &upstreamErr{op: op, status: apiErr.StatusCode, code: apiErr.Code, message: msg}
+	}
+	// Keep the transport failure's kind (refused, reset, deadline) but not
+	// the *url.Error wrapper, which repeats the request URL.
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		err = urlErr.Err
+	}
+	return &upstreamErr{op: op, cause: err}
+}
+
+func httpStatus(err error) int {
+	var u *upstreamErr
+	if errors.As(err, &u) {
+		return u.status
+	}
+	return 0
+}
+
+func isNotFound(err error) bool { return httpStatus(err) == http.StatusNotFound }
+
+// isClientError reports an upstream 4xx other than throttling: the request
+// was understood and refused, so nothing was created.
+func isClientError(err error) bool {
+	s := httpStatus(err)
+	return s >= 400 && s < 500 && s != http.StatusTooManyRequests && s != http.StatusRequestTimeout && s != http.StatusConflict
+}
+
+// isAuthError: OpenAI rejected the admin key (wrong, revoked, or lacking a scope).
+func isAuthError(err error) bool {
+	s := httpStatus(err)
+	return s == http.StatusUnauthorized || s == http.StatusForbidden
+}
