@@ -22,6 +22,10 @@ type upstreamErr struct {
 	code    string
 	message string
 	cause   error // transport errors only; never an *openai.Error
+	// mayHaveCreated is set by a create call when any of its attempts ended
+	// in a way that does not prove OpenAI created nothing (a transport error,
+	// a timeout, a 5xx): the caller must keep its WAL entry.
+	mayHaveCreated bool
 }
 
 func (e *upstreamErr) Error() string {
@@ -87,4 +91,15 @@ func isClientError(err error) bool {
 func isAuthError(err error) bool {
 	s := httpStatus(err)
 	return s == http.StatusUnauthorized || s == http.StatusForbidden
+}
+
+// mayHaveCreated reports whether a failed create may still have created
+// something at OpenAI (see upstreamErr.mayHaveCreated). Errors that are not
+// upstream errors (a storage failure, a bug) are treated as "may have".
+func mayHaveCreated(err error) bool {
+	var u *upstreamErr
+	if errors.As(err, &u) {
+		return u.mayHaveCreated
+	}
+	return err != nil
 }
