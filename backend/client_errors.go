@@ -103,3 +103,26 @@ func mayHaveCreated(err error) bool {
 	}
 	return err != nil
 }
+
+// isThrottled: OpenAI answered 429 and the client's retries ran out.
+func isThrottled(err error) bool { return httpStatus(err) == http.StatusTooManyRequests }
+
+// isBadRequest: OpenAI answered 400. On a service-account call this is how
+// OpenAI refuses a project that is archived (see account_gone.go); whether it
+// is that must be confirmed with the project itself.
+func isBadRequest(err error) bool { return httpStatus(err) == http.StatusBadRequest }
+
+// mayBeArchivedProjectRefusal reports an answer that an archived project
+// gives to any call on its service accounts: a 400 (ADMIN-API.md). The code
+// and message are not contractual, so the project's own status decides
+// (projectArchived).
+func mayBeArchivedProjectRefusal(err error) bool { return isBadRequest(err) }
+
+// projectArchived is the status OpenAI reports for an archived project.
+func projectArchived(p *project) bool { return p != nil && p.Status == "archived" }
+
+// isUnreachable: no HTTP answer at all (refused, reset, timed out).
+func isUnreachable(err error) bool {
+	var u *upstreamErr
+	return errors.As(err, &u) && u.status == 0
+}

@@ -119,8 +119,19 @@ func (b *backend) secretAPIKeyRenew(ctx context.Context, req *logical.Request, _
 	return resp, nil
 }
 
+// revokeBudget bounds one revocation's own delete retries. Vault's
+// expiration manager retries a failed revocation itself (with backoff, up to
+// six times before the lease is marked irrevocable), and revocations run one
+// after another in "vault lease revoke -prefix" and "secrets disable", so a
+// revocation that rides out a long outage on its own would stall all of them
+// (issue 11: 45s per lease with OpenAI down). Within the budget, throttling
+// and 5xx are still retried; past it the lease goes back to Vault.
+const revokeBudget = 15 * time.Second
+
 // secretAPIKeyRevoke deletes the service account, and with it the key. An
-// account already gone (deleted by hand, expired, rolled back) is success.
+// account already gone (deleted by hand, expired, rolled back, its project
+// archived) is success; a 404 that may mean "project not visible to this
+// admin key" is not (account_gone.go): the lease and its record stay.
 func (b *backend) secretAPIKeyRevoke(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	key, err := decodeAPIKeyInternal(req.Secret.InternalData)
 	if err != nil {
@@ -130,11 +141,15 @@ func (b *backend) secretAPIKeyRevoke(ctx context.Context, req *logical.Request, 
 	if err != nil {
 		return nil, err
 	}
-	err = client.DeleteServiceAccount(ctx, key.ProjectID, key.ServiceAccountID)
+	// The budget bounds the OpenAI calls only; storage below keeps ctx.
+	callCtx, cancel := context.WithTimeout(ctx, revokeBudget)
+	defer cancel()
+	err = client.DeleteServiceAccount(callCtx, key.ProjectID, key.ServiceAccountID)
 	if fresh := b.clientAfterAuthFailure(ctx, req.Storage, client, err); fresh != nil {
-		err = fresh.DeleteServiceAccount(ctx, key.ProjectID, key.ServiceAccountID)
+		client = fresh
+		err = client.DeleteServiceAccount(callCtx, key.ProjectID, key.ServiceAccountID)
 	}
-	if err != nil && !isNotFound(err) {
+	if gone, err := b.confirmAccountGone(callCtx, client, key.ProjectID, key.ServiceAccountID, err); !gone {
 		return nil, fmt.Errorf("revoke service account %s: %w", key.ServiceAccountID, err)
 	}
 	// Only once OpenAI no longer has the account; a lease from before

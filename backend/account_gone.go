@@ -1,0 +1,77 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// When is a service account gone? Revocation, rollback and the sweep all ask
+// after a delete fails, and all must answer alike, because a wrong "gone"
+// reports a live key revoked and forgets it.
+//
+//   - 404 from the delete: OpenAI answers 404 both for a missing account and
+//     for a project the admin key cannot see (another organization, a wrong
+//     base_url, a key from elsewhere). Only the first is "gone": the project is
+//     fetched, and only if it answers does the 404 count.
+//   - 400 from the delete: how OpenAI refuses calls on an archived project's
+//     service accounts (ADMIN-API.md). OpenAI documents archived projects as
+//     "cannot be used or updated", and offers no API to unarchive one, so the
+//     project's keys no longer authenticate: the account is treated as gone
+//     once the project itself says it is archived. Unconfirmed: whether a
+//     project restored by OpenAI support gets its service-account keys back;
+//     each key still expires at OpenAI at the end of its lease's lifetime.
+//     Every other 400 stays a failure.
+
+// errProjectNotVisible: the project of a recorded account answers 404 to the
+// admin key. The account may well be alive in a project this key cannot see.
+var errProjectNotVisible = errors.New("not visible to the admin key: wrong organization_id or base_url in config, or an admin key from another organization?")
+
+// confirmAccountGone settles a failed service-account delete: gone is true
+// when OpenAI no longer has the account (or its project is archived); else
+// err says why it may still exist. A nil deleteErr is gone.
+func (b *backend) confirmAccountGone(ctx context.Context, client adminClient, projectID, saID string, deleteErr error) (bool, error) {
+	switch {
+	case deleteErr == nil:
+		return true, nil
+	case !isNotFound(deleteErr) && !mayBeArchivedProjectRefusal(deleteErr):
+		return false, deleteErr
+	}
+	p, err := client.GetProject(ctx, projectID)
+	switch {
+	case isNotFound(err):
+		return false, fmt.Errorf("service account %s: project %s %w", saID, projectID, errProjectNotVisible)
+	case err != nil:
+		return false, fmt.Errorf("service account %s: delete answered %w; checking its project failed: %w", saID, deleteErr, err)
+	case projectArchived(p):
+		b.warnOnce("archived:"+projectID, "project is archived: OpenAI refuses calls on its service accounts and its keys can no longer be used; treating its accounts as gone",
+			"project_id", projectID)
+		return true, nil
+	case isNotFound(deleteErr):
+		return true, nil
+	default:
+		return false, deleteErr
+	}
+}
+
+// onceLogged remembers, per backend, which conditions were already logged,
+// so a state that lasts (an archived project, a key nobody can rotate) is
+// logged once rather than on every one-minute tick.
+var onceLogged sync.Map // struct{b *backend; key string} -> struct{}
+
+func (b *backend) warnOnce(key, msg string, args ...interface{}) {
+	if _, seen := onceLogged.LoadOrStore(onceKey{b, key}, struct{}{}); seen {
+		b.Logger().Debug(msg, args...)
+		return
+	}
+	b.Logger().Warn(msg, args...)
+}
+
+// forgetWarning lets a condition that cleared be logged again if it returns.
+func (b *backend) forgetWarning(key string) { onceLogged.Delete(onceKey{b, key}) }
+
+type onceKey struct {
+	b   *backend
+	key string
+}
