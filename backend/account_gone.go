@@ -32,26 +32,59 @@ var errProjectNotVisible = errors.New("not visible to the admin key: wrong organ
 // when OpenAI no longer has the account (or its project is archived); else
 // err says why it may still exist. A nil deleteErr is gone.
 func (b *backend) confirmAccountGone(ctx context.Context, client adminClient, projectID, saID string, deleteErr error) (bool, error) {
-	switch {
-	case deleteErr == nil:
+	if deleteErr == nil {
 		return true, nil
-	case !isNotFound(deleteErr) && !mayBeArchivedProjectRefusal(deleteErr):
+	}
+	active, gone, err := b.projectAfterFailure(ctx, client, projectID, deleteErr)
+	switch {
+	case gone:
+		return true, nil
+	case active && isNotFound(deleteErr):
+		return true, nil // the project answers, so the 404 was the account's
+	case err != nil:
+		return false, fmt.Errorf("service account %s: %w", saID, err)
+	default:
 		return false, deleteErr
+	}
+}
+
+// confirmProjectGone settles a failed call on a project's service accounts
+// other than a delete (a listing): gone is true when the project is archived.
+func (b *backend) confirmProjectGone(ctx context.Context, client adminClient, projectID string, callErr error) (bool, error) {
+	if callErr == nil {
+		return false, nil
+	}
+	_, gone, err := b.projectAfterFailure(ctx, client, projectID, callErr)
+	if gone {
+		return true, nil
+	}
+	if err == nil {
+		err = callErr
+	}
+	return false, err
+}
+
+// projectAfterFailure fetches the project after a service-account call failed with
+// callErr. OpenAI has no API that deletes a project (only archiving), so a
+// 404 for the project means this admin key cannot see it, never "gone".
+func (b *backend) projectAfterFailure(ctx context.Context, client adminClient, projectID string, callErr error) (active, gone bool, err error) {
+	if !isNotFound(callErr) && !mayBeArchivedProjectRefusal(callErr) {
+		return false, false, callErr
 	}
 	p, err := client.GetProject(ctx, projectID)
 	switch {
 	case isNotFound(err):
-		return false, fmt.Errorf("service account %s: project %s %w", saID, projectID, errProjectNotVisible)
+		b.warnOnce("invisible:"+projectID, "project of issued keys is not visible to the admin key; their revocation waits until config points at the right organization",
+			"project_id", projectID)
+		return false, false, fmt.Errorf("project %s %w", projectID, errProjectNotVisible)
 	case err != nil:
-		return false, fmt.Errorf("service account %s: delete answered %w; checking its project failed: %w", saID, deleteErr, err)
+		return false, false, fmt.Errorf("%w; checking project %s failed: %w", callErr, projectID, err)
 	case projectArchived(p):
 		b.warnOnce("archived:"+projectID, "project is archived: OpenAI refuses calls on its service accounts and its keys can no longer be used; treating its accounts as gone",
 			"project_id", projectID)
-		return true, nil
-	case isNotFound(deleteErr):
-		return true, nil
+		return false, true, nil
 	default:
-		return false, deleteErr
+		return true, false, nil
 	}
 }
 

@@ -3,7 +3,6 @@ package backend
 import (
 	"context"
 	"errors"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -189,17 +188,13 @@ func (b *backend) sweepProject(ctx context.Context, s logical.Storage, client ad
 		}
 		return true
 	})
-	if httpStatus(err) == http.StatusBadRequest {
-		// OpenAI refuses account calls on an archived project, having
-		// removed its accounts; anything else stays a failure.
-		if p, perr := client.GetProject(ctx, projectID); perr == nil && p.Status == "archived" {
-			err = nil
-		}
+	var projectGone bool
+	if err != nil {
+		// A 404 may mean a project this admin key cannot see, and a 400 an
+		// archived project: the project itself decides (account_gone.go).
+		projectGone, err = b.confirmProjectGone(ctx, client, projectID, err)
 	}
-	switch {
-	case isNotFound(err):
-		// The project is gone, and its accounts with it.
-	case err != nil:
+	if err != nil {
 		rep.Failed += len(candidates)
 		rep.Incomplete, rep.Reason = true, stopReason(err)
 		b.Logger().Warn("tidy: listing service accounts failed; will retry next run", "project_id", projectID, "error", err)
@@ -210,7 +205,7 @@ func (b *backend) sweepProject(ctx context.Context, s logical.Storage, client ad
 	for i, r := range candidates {
 		name, exists := names[r.ServiceAccountID]
 		switch {
-		case !exists:
+		case projectGone, !exists:
 			rep.AlreadyGone++
 		case name != r.Name:
 			rep.NotOurs++
@@ -221,11 +216,16 @@ func (b *backend) sweepProject(ctx context.Context, s logical.Storage, client ad
 			continue
 		default:
 			err := client.DeleteServiceAccount(ctx, projectID, r.ServiceAccountID)
-			if err != nil && !isNotFound(err) {
+			if gone, cerr := b.confirmAccountGone(ctx, client, projectID, r.ServiceAccountID, err); gone {
+				err = nil
+			} else {
+				err = cerr
+			}
+			if err != nil {
 				rep.Failed++
 				b.Logger().Warn("tidy: deleting service account failed; will retry next run",
 					"project_id", projectID, "service_account_id", r.ServiceAccountID, "error", err)
-				if httpStatus(err) == http.StatusTooManyRequests || ctx.Err() != nil {
+				if isThrottled(err) || ctx.Err() != nil {
 					rep.Failed += len(candidates) - i - 1
 					rep.Incomplete, rep.Reason = true, stopReason(err)
 					return true, nil
@@ -249,7 +249,7 @@ func (b *backend) sweepProject(ctx context.Context, s logical.Storage, client ad
 
 func stopReason(err error) string {
 	switch {
-	case httpStatus(err) == http.StatusTooManyRequests:
+	case isThrottled(err):
 		return "rate limited by OpenAI"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "time budget exhausted"

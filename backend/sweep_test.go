@@ -349,3 +349,36 @@ func TestConfigDelete_Force(t *testing.T) {
 		t.Fatal("config survived a forced delete")
 	}
 }
+
+// Defect 2: a project that answers 404 to the admin key (config now points at
+// another organization or base_url) is not gone: its records stay, so the
+// accounts can still be revoked or tidied once config is right.
+func TestTidy_ProjectNotVisibleKeepsRecords(t *testing.T) {
+	e := newTestEnv(t)
+	e.fake.AddProject(projectOnlyHere, "Only here", "active")
+	e.configure()
+	e.writeRole("app", map[string]interface{}{"project_id": projectOnlyHere, "max_ttl": "1h"})
+	r := e.issue("app", nil)
+	e.ageRecord(saID(r), staleBy)
+	_, otherURL := e.otherOrg()
+	e.pointConfigAt(otherURL)
+
+	resp, err := e.do(logical.UpdateOperation, "tidy", nil)
+	if err != nil || resp == nil || resp.IsError() {
+		t.Fatalf("tidy: %v %v", resp, err)
+	}
+	assertCounts(t, resp.Data, map[string]int{"already_gone": 0, "failed": 1})
+	if e.record(saID(r)) == nil {
+		t.Fatal("record dropped for a project the admin key cannot see")
+	}
+	if !e.liveAccountIDs()[saID(r)] {
+		t.Fatal("account deleted")
+	}
+
+	// Back on the right organization, the stale account is tidied.
+	e.pointConfigAt(e.url)
+	assertCounts(t, e.tidy(nil), map[string]int{"deleted": 1, "failed": 0})
+	if e.liveAccountIDs()[saID(r)] || e.record(saID(r)) != nil {
+		t.Fatal("stale account or record survived")
+	}
+}
