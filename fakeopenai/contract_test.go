@@ -1,307 +1,54 @@
 package fakeopenai
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 )
 
-// The contract test holds the fake to OpenAI's published OpenAPI description
-// (testdata/openapi, an extract of openai/openai-openapi f85dbe2) in both
-// directions: every request the official SDK sends must satisfy the spec's
-// request schemas, and every answer of the fake must satisfy the spec's
-// response schemas (errors: the ErrorResponse envelope) and carry no field
-// that neither the spec nor the SDK knows.
+// The contract itself lives in contract.go: the fake checks every exchange
+// as it happens. These tests prove the check has teeth (drifted exchanges are
+// reported, the fake answers loudly) and that the official SDK's calls and
+// the fake's answers, error answers included, all pass it.
 
-const specFile = "../testdata/openapi/openai-admin.yaml"
-
-// sdkOnlyFields are fields the fake sends that the spec omits but the newer
-// SDK (v3.96.0) reads; per ADMIN-API.md the SDK wins.
-var sdkOnlyFields = map[string]bool{
-	"create-project-service-account 200 $.api_key.expires_at": true, // key expiry, SDK v3.57+
-	"list-project-api-keys 200 $.data[].expires_at":           true, // ProjectAPIKey.ExpiresAt
-}
-
-type contract struct {
-	doc       *openapi3.T
-	router    routers.Router
-	errSchema *openapi3.Schema
-}
-
-func loadContract(t *testing.T) *contract {
+// mustContract loads the embedded contract or fails the test.
+func mustContract(t *testing.T) *contract {
 	t.Helper()
-	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromFile(specFile)
-	if err != nil {
-		t.Fatalf("load %s: %v", specFile, err)
-	}
-	if err := doc.Validate(loader.Context); err != nil {
-		t.Fatalf("%s is not a valid OpenAPI document: %v", specFile, err)
-	}
-	router, err := gorillamux.NewRouter(doc)
+	c, err := loadContract()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := doc.Components.Schemas["ErrorResponse"]
-	if ref == nil || ref.Value == nil {
-		t.Fatal("spec has no ErrorResponse schema")
-	}
-	return &contract{doc: doc, router: router, errSchema: ref.Value}
+	return c
 }
 
-// exchange is one request/response pair seen on the wire.
-type exchange struct {
-	req     *http.Request
-	reqBody []byte
-	status  int
-	header  http.Header
-	body    []byte
-}
-
-// check validates one exchange; op is the spec's operationId ("" if the path
-// is not in the spec, which is only acceptable for error answers).
-func (c *contract) check(x exchange) (op string, errs []error) {
-	ctx := context.Background()
-	// The router matches the spec's server URL, so present the request as
-	// if sent to api.openai.com.
-	vr := x.req.Clone(ctx)
-	u := *x.req.URL
-	u.Scheme, u.Host = "https", "api.openai.com"
-	vr.URL, vr.Host = &u, u.Host
-	vr.Body = io.NopCloser(bytes.NewReader(x.reqBody))
-
-	route, params, err := c.router.FindRoute(vr)
-	if err != nil {
-		if x.status/100 == 2 {
-			return "", []error{fmt.Errorf("%s %s: not in the spec but answered %d", x.req.Method, x.req.URL.Path, x.status)}
-		}
-		return "", c.checkError(x, "")
-	}
-	op = route.Operation.OperationID
-	in := &openapi3filter.RequestValidationInput{
-		Request: vr, PathParams: params, Route: route,
-		Options: &openapi3filter.Options{MultiError: true, AuthenticationFunc: bearerPresent},
-	}
-	if err := openapi3filter.ValidateRequest(ctx, in); err != nil {
-		errs = append(errs, fmt.Errorf("request %s %s violates the spec: %w", x.req.Method, x.req.URL.Path, err))
-	}
-	if x.status/100 != 2 {
-		return op, append(errs, c.checkError(x, op)...)
-	}
-	if x.status != http.StatusOK {
-		errs = append(errs, fmt.Errorf("%s: success status %d, OpenAI always answers 200", op, x.status))
-	}
-	out := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: in, Status: x.status, Header: x.header,
-		Options: &openapi3filter.Options{MultiError: true, IncludeResponseStatus: true},
-	}
-	out.SetBodyBytes(x.body)
-	if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
-		errs = append(errs, fmt.Errorf("%s: response violates the spec: %w", op, err))
-	}
-	resp := route.Operation.Responses.Status(x.status)
-	if resp != nil && resp.Value != nil {
-		if mt := resp.Value.Content.Get("application/json"); mt != nil && mt.Schema != nil {
-			var v any
-			if err := json.Unmarshal(x.body, &v); err == nil {
-				errs = append(errs, undocumented(mt.Schema.Value, v, fmt.Sprintf("%s %d $", op, x.status))...)
-			}
-		}
-	}
-	return op, errs
-}
-
-// checkError validates a non-2xx answer against the ErrorResponse envelope.
-func (c *contract) checkError(x exchange, op string) (errs []error) {
-	where := fmt.Sprintf("%s %s -> %d", x.req.Method, x.req.URL.Path, x.status)
-	if mt, _, err := mime.ParseMediaType(x.header.Get("Content-Type")); err != nil || mt != "application/json" {
-		errs = append(errs, fmt.Errorf("%s: Content-Type %q, want application/json", where, x.header.Get("Content-Type")))
-	}
-	var v any
-	if err := json.Unmarshal(x.body, &v); err != nil {
-		return append(errs, fmt.Errorf("%s: error body is not JSON: %v", where, err))
-	}
-	if err := c.errSchema.VisitJSON(v, openapi3.EnableJSONSchema2020(), openapi3.MultiErrors()); err != nil {
-		errs = append(errs, fmt.Errorf("%s: error body violates ErrorResponse: %w", where, err))
-	}
-	errs = append(errs, undocumented(c.errSchema, v, fmt.Sprintf("%s %d $", op, x.status))...)
-	// The SDK and OpenAI's own docs rely on all four keys being present, even when null.
-	if m, ok := v.(map[string]any)["error"].(map[string]any); ok {
-		for _, k := range []string{"message", "type", "param", "code"} {
-			if _, ok := m[k]; !ok {
-				errs = append(errs, fmt.Errorf("%s: error lacks %q", where, k))
-			}
-		}
-	}
-	return errs
-}
-
-func bearerPresent(_ context.Context, in *openapi3filter.AuthenticationInput) error {
-	h := in.RequestValidationInput.Request.Header.Get("Authorization")
-	if !strings.HasPrefix(h, "Bearer ") || len(h) == len("Bearer ") {
-		return errors.New("no bearer token")
-	}
-	return nil
-}
-
-// undocumented reports object keys in v that schema s does not declare,
-// unless listed in sdkOnlyFields. (The spec allows additional properties, so
-// without this a misspelt field would pass.)
-func undocumented(s *openapi3.Schema, v any, path string) (errs []error) {
-	if s == nil {
-		return nil
-	}
-	switch v := v.(type) {
-	case map[string]any:
-		props := map[string]*openapi3.Schema{}
-		collectProps(s, props)
-		for k, val := range v {
-			p := path + "." + k
-			ps, ok := props[k]
-			if !ok {
-				if !sdkOnlyFields[p] {
-					errs = append(errs, fmt.Errorf("field %s is in neither the spec nor the SDK", p))
-				}
-				continue
-			}
-			errs = append(errs, undocumented(ps, val, p)...)
-		}
-	case []any:
-		items := collectItems(s)
-		for _, val := range v {
-			errs = append(errs, undocumented(items, val, path+"[]")...)
-		}
-	}
-	return errs
-}
-
-func collectProps(s *openapi3.Schema, into map[string]*openapi3.Schema) {
-	for k, p := range s.Properties {
-		if p != nil && p.Value != nil {
-			into[k] = p.Value
-		}
-	}
-	for _, group := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
-		for _, sub := range group {
-			if sub != nil && sub.Value != nil {
-				collectProps(sub.Value, into)
-			}
-		}
-	}
-}
-
-func collectItems(s *openapi3.Schema) *openapi3.Schema {
-	if s.Items != nil && s.Items.Value != nil {
-		return s.Items.Value
-	}
-	for _, group := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
-		for _, sub := range group {
-			if sub != nil && sub.Value != nil {
-				if it := collectItems(sub.Value); it != nil {
-					return it
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// validatingTransport checks every exchange between a client and the fake.
-type validatingTransport struct {
-	c    *contract
-	base http.RoundTripper
-
-	mu   sync.Mutex
-	errs []error
-	seen map[string]bool // "operationId status"
-}
-
-func (vt *validatingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	var reqBody []byte
-	if req.Body != nil {
-		b, err := io.ReadAll(req.Body)
-		_ = req.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		reqBody = b
-		req = req.Clone(req.Context())
-		req.Body = io.NopCloser(bytes.NewReader(b))
-	}
-	resp, err := vt.base.RoundTrip(req)
-	if err != nil {
-		return nil, err
-	}
-	body, err := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	op, errs := vt.c.check(exchange{req: req, reqBody: reqBody, status: resp.StatusCode, header: resp.Header, body: body})
-	vt.mu.Lock()
-	vt.errs = append(vt.errs, errs...)
-	vt.seen[fmt.Sprintf("%s %d", op, resp.StatusCode)] = true
-	vt.mu.Unlock()
-	return resp, nil
-}
-
-func (vt *validatingTransport) takeErrors() []error {
-	vt.mu.Lock()
-	defer vt.mu.Unlock()
-	e := vt.errs
-	vt.errs = nil
-	return e
-}
-
-// contractEnv is a fake behind a validating transport, with SDK clients.
+// contractEnv is a fake (contract on, as by default) with SDK clients.
 type contractEnv struct {
 	fake *Server
 	srv  *httptest.Server
-	vt   *validatingTransport
-	http *http.Client
 }
 
-func newContractEnv(t *testing.T, c *contract) *contractEnv {
+func newContractEnv(t *testing.T) *contractEnv {
 	t.Helper()
 	fake := New(Options{})
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
-	vt := &validatingTransport{c: c, base: http.DefaultTransport, seen: map[string]bool{}}
-	return &contractEnv{fake: fake, srv: srv, vt: vt, http: &http.Client{Transport: vt}}
+	return &contractEnv{fake: fake, srv: srv}
 }
 
 func (e *contractEnv) client(key string) openai.Client {
 	return openai.NewClient(
-		option.WithBaseURL(e.srv.URL+"/v1"), option.WithAdminAPIKey(key),
-		option.WithHTTPClient(e.http), option.WithMaxRetries(0),
+		option.WithBaseURL(e.srv.URL+"/v1"), option.WithAdminAPIKey(key), option.WithMaxRetries(0),
 	)
-}
-
-var keyRE = regexp.MustCompile(`sk-[A-Za-z0-9_-]{4,}`)
-
-// scrub renders v for a failure message with key values masked: test output
-// must not carry secrets, even fake ones.
-func scrub(v any) string {
-	return keyRE.ReplaceAllString(fmt.Sprintf("%+v", v), "sk-<redacted>")
 }
 
 // statusOf extracts the HTTP status of an SDK error (0 if none).
@@ -314,8 +61,7 @@ func statusOf(err error) int {
 }
 
 func TestContract(t *testing.T) {
-	c := loadContract(t)
-	e := newContractEnv(t, c)
+	e := newContractEnv(t)
 	ctx := context.Background()
 	admin := e.client(e.fake.AdminKey())
 	org := admin.Admin.Organization
@@ -370,6 +116,10 @@ func TestContract(t *testing.T) {
 		wantStatus(t, err, 400)
 		_, err = sa.New(ctx, ProjectActive, openai.AdminOrganizationProjectServiceAccountNewParams{Name: "x", ExpiresInSeconds: openai.Int(maxExpiresIn + 1)})
 		wantStatus(t, err, 400)
+		// That request broke the contract on purpose: it is recorded.
+		if v := e.fake.TakeViolations(); len(v) != 1 || !strings.Contains(v[0], "expires_in_seconds") {
+			t.Fatalf("violations after an over-long expiry = %q, want one naming expires_in_seconds", v)
+		}
 		_, err = sa.New(ctx, "proj_missing", openai.AdminOrganizationProjectServiceAccountNewParams{Name: "x"})
 		wantStatus(t, err, 404)
 
@@ -469,7 +219,7 @@ func TestContract(t *testing.T) {
 		} {
 			req, _ := http.NewRequest(rq.method, e.srv.URL+rq.path, nil)
 			req.Header.Set("Authorization", "Bearer "+e.fake.AdminKey())
-			resp, err := e.http.Do(req)
+			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -480,8 +230,8 @@ func TestContract(t *testing.T) {
 		}
 	})
 
-	for _, err := range e.vt.takeErrors() {
-		t.Error(scrub(err))
+	for _, v := range e.fake.Violations() {
+		t.Error(v)
 	}
 
 	// Every operation was validated on success and on its error paths.
@@ -499,7 +249,7 @@ func TestContract(t *testing.T) {
 	}
 	var missing []string
 	for _, w := range want {
-		if !e.vt.seen[w] {
+		if !e.fake.seen[w] {
 			missing = append(missing, w)
 		}
 	}
@@ -512,8 +262,8 @@ func TestContract(t *testing.T) {
 // TestContractRejectsDrift proves the validator has teeth: responses and
 // requests that drift from the spec are reported.
 func TestContractRejectsDrift(t *testing.T) {
-	c := loadContract(t)
-	fake := New(Options{})
+	c := mustContract(t)
+	fake := New(Options{SkipContract: true})
 	// Take a genuine exchange, then corrupt it.
 	do := func(method, path, body string) exchange {
 		var rb io.Reader
@@ -535,8 +285,8 @@ func TestContractRejectsDrift(t *testing.T) {
 		return exchange{req: req, reqBody: []byte(body), status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
 	}
 	create := do("POST", "/v1/organization/projects/"+ProjectActive+"/service_accounts", `{"name":"a","expires_in_seconds":60}`)
-	if _, errs := c.check(create); len(errs) != 0 {
-		t.Fatalf("genuine exchange rejected: %s", scrub(errs))
+	if _, reqErrs, respErrs := c.check(create); len(reqErrs)+len(respErrs) != 0 {
+		t.Fatalf("genuine exchange rejected: %s %s", scrub(reqErrs), scrub(respErrs))
 	}
 	edit := func(x exchange, f func(m map[string]any)) exchange {
 		var m map[string]any
@@ -569,6 +319,51 @@ func TestContractRejectsDrift(t *testing.T) {
 			x.reqBody = []byte(`{"nam":"a"}`)
 			return x
 		}(),
+		// Requests: every field the engine sends must be in the contract.
+		"request with a misspelt expiry": func() exchange {
+			x := create
+			x.reqBody = []byte(`{"name":"a","expires_in":60}`)
+			return x
+		}(),
+		"request expiry a string (SDK-only field still type-checked)": func() exchange {
+			x := create
+			x.reqBody = []byte(`{"name":"a","expires_in_seconds":"60"}`)
+			return x
+		}(),
+		"request expiry above a year": func() exchange {
+			x := create
+			x.reqBody = []byte(`{"name":"a","expires_in_seconds":31536001}`)
+			return x
+		}(),
+		"request expiry with create_service_account_only": func() exchange {
+			x := create
+			x.reqBody = []byte(`{"name":"a","create_service_account_only":true,"expires_in_seconds":60}`)
+			return x
+		}(),
+		"request with an undeclared query parameter": func() exchange {
+			x := list
+			x.req = httptest.NewRequest("GET", "http://fake"+x.req.URL.Path+"?limit=5&page_size=5", nil)
+			x.req.Header.Set("Authorization", "Bearer "+fake.AdminKey())
+			return x
+		}(),
+		"request without a bearer token": func() exchange {
+			x := list
+			x.req = x.req.Clone(context.Background())
+			x.req.Header.Set("Authorization", "bearer "+fake.AdminKey())
+			return x
+		}(),
+		// Answers: SDK-only fields are type-checked, error statuses must be OpenAI's.
+		"key expires_at a string": edit(create, func(m map[string]any) { m["api_key"].(map[string]any)["expires_at"] = "soon" }),
+		"error answered 418": func() exchange {
+			x := notFound
+			x.status = http.StatusTeapot
+			return x
+		}(),
+		"error on an unknown path answered 418": func() exchange {
+			x := do("GET", "/v1/organization/nowhere", "")
+			x.status = http.StatusTeapot
+			return x
+		}(),
 		"admin key expiry too long": func() exchange {
 			x := do("POST", "/v1/organization/admin_api_keys", `{"name":"k"}`)
 			x.reqBody = []byte(`{"name":"k","expires_in_seconds":31536001}`)
@@ -577,7 +372,7 @@ func TestContractRejectsDrift(t *testing.T) {
 	}
 	for name, x := range cases {
 		t.Run(name, func(t *testing.T) {
-			if _, errs := c.check(x); len(errs) == 0 {
+			if _, reqErrs, respErrs := c.check(x); len(reqErrs)+len(respErrs) == 0 {
 				t.Errorf("drifted exchange accepted: %s", scrub(string(x.body)))
 			}
 		})
@@ -587,19 +382,83 @@ func TestContractRejectsDrift(t *testing.T) {
 // TestContractCoversEveryRoute keeps the fake from growing an endpoint the
 // contract does not describe.
 func TestContractCoversEveryRoute(t *testing.T) {
-	c := loadContract(t)
+	c := mustContract(t)
 	for _, rt := range routes {
 		path := "/v1/" + strings.ReplaceAll(strings.Join(rt.pattern, "/"), "*", "x_1")
 		for method, op := range rt.methods {
 			req := httptest.NewRequest(method, "https://api.openai.com"+path, nil)
 			route, _, err := c.router.FindRoute(req)
 			if err != nil {
-				t.Errorf("%s %s (%s) is not in %s: %v", method, path, op, specFile, err)
+				t.Errorf("%s %s (%s) is not in the embedded spec: %v", method, path, op, err)
 				continue
 			}
 			if route.Operation.OperationID == "" {
 				t.Errorf("%s %s has no operationId", method, path)
 			}
 		}
+	}
+}
+
+// TestFakeAnswersViolationsLoudly proves a violation reaches the test driving
+// a client even if nobody reads the record: the fake answers an error in
+// place of what it would have served.
+func TestFakeAnswersViolationsLoudly(t *testing.T) {
+	s := New(Options{})
+	key := s.AdminKey()
+	saPath := "/v1/organization/projects/" + ProjectActive + "/service_accounts"
+
+	// The fake would serve this list (it ignores unknown query parameters),
+	// but the contract does not declare page_size: 400 instead, recorded.
+	code, _, m := rawCall(t, s, "GET", saPath+"?page_size=5", key, "")
+	if e := errorOf(t, m); code != http.StatusBadRequest || e["code"] != violationCode {
+		t.Fatalf("undeclared query parameter: %d %v, want 400 %s", code, m, violationCode)
+	}
+	if v := s.TakeViolations(); len(v) != 1 || !strings.Contains(v[0], "page_size") {
+		t.Fatalf("violations = %q, want one naming page_size", v)
+	}
+
+	// An answer of the fake that breaks the contract is replaced by a 500.
+	req := httptest.NewRequest("GET", "http://fake/v1/organization/projects/"+ProjectActive, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	rec := httptest.NewRecorder()
+	bad := exchange{req: req, status: http.StatusTeapot, header: http.Header{"Content-Type": {"application/json"}},
+		body: []byte(`{"error":{"message":"m","type":"t","param":null,"code":null}}`)}
+	if !s.validate(rec, bad) || rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), violationCode) {
+		t.Fatalf("a 418 answer was not replaced: %d %s", rec.Code, rec.Body.String())
+	}
+	if v := s.TakeViolations(); len(v) != 1 || !strings.Contains(v[0], "418") {
+		t.Fatalf("violations = %q, want one naming the 418", v)
+	}
+
+	// FailOnViolations turns a left-over violation into a test failure.
+	rawCall(t, s, "GET", saPath+"?page_size=5", key, "")
+	ft := &fakeTB{}
+	s.FailOnViolations(ft)
+	ft.cleanup()
+	if len(ft.errs) != 1 {
+		t.Fatalf("FailOnViolations reported %d errors, want 1", len(ft.errs))
+	}
+
+	// With the contract off (benchmarks), nothing is checked or recorded.
+	off := New(Options{SkipContract: true})
+	if code, _, _ := rawCall(t, off, "GET", saPath+"?page_size=5", off.AdminKey(), ""); code != http.StatusOK {
+		t.Fatalf("SkipContract: %d, want 200", code)
+	}
+	if v := off.Violations(); len(v) != 0 {
+		t.Fatalf("SkipContract recorded %q", v)
+	}
+}
+
+type fakeTB struct {
+	cleanups []func()
+	errs     []string
+}
+
+func (f *fakeTB) Helper()                        {}
+func (f *fakeTB) Cleanup(fn func())              { f.cleanups = append(f.cleanups, fn) }
+func (f *fakeTB) Errorf(format string, a ...any) { f.errs = append(f.errs, fmt.Sprintf(format, a...)) }
+func (f *fakeTB) cleanup() {
+	for _, fn := range f.cleanups {
+		fn()
 	}
 }

@@ -19,6 +19,7 @@ import (
 //	PUT    /_fake/faults                replace them (JSON Faults)
 //	GET    /_fake/fault_counts          faults injected per kind
 //	PUT    /_fake/projects              add or update a project {"id","name","status"}
+//	GET    /_fake/violations            contract violations seen (JSON array of strings)
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, "/_fake/")
 	segs := strings.Split(path, "/")
@@ -82,6 +83,16 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, s.FaultCounts())
+	case path == "violations":
+		if r.Method != http.MethodGet {
+			notAllowed()
+			return
+		}
+		v := s.Violations()
+		if v == nil {
+			v = []string{}
+		}
+		writeJSON(w, v)
 	case path == "projects":
 		if r.Method != http.MethodPut {
 			notAllowed()

@@ -31,6 +31,7 @@ func startFake(t *testing.T, opts Options) (*Server, *httptest.Server) {
 	s := New(opts)
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
+	s.FailOnViolations(t)
 	return s, srv
 }
 
@@ -59,6 +60,9 @@ func rawCall(t *testing.T, h http.Handler, method, path, key, body string) (int,
 	req := httptest.NewRequest(method, path, rb)
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
@@ -277,6 +281,41 @@ func TestAuth(t *testing.T) {
 	if rec.Code != http.StatusUnauthorized {
 		t.Fatalf("non-Bearer scheme: %d", rec.Code)
 	}
+	// The scheme is spelt as OpenAI documents it; other casings are refused
+	// (OpenAI's leniency there is unconfirmed).
+	req = httptest.NewRequest("GET", path, nil)
+	req.Header.Set("Authorization", "bearer "+s.AdminKey())
+	rec = httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("lowercase bearer scheme: %d, want 401", rec.Code)
+	}
+	// OpenAI-Organization must name the fake's organization when present.
+	for org, want := range map[string]int{"": 200, OrganizationID: 200, "org-other": 401} {
+		req = httptest.NewRequest("GET", path, nil)
+		req.Header.Set("Authorization", "Bearer "+s.AdminKey())
+		if org != "" {
+			req.Header.Set("OpenAI-Organization", org)
+		}
+		rec = httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Fatalf("OpenAI-Organization %q: %d, want %d", org, rec.Code, want)
+		}
+		if want == 401 && !strings.Contains(rec.Body.String(), "mismatched_organization") {
+			t.Fatalf("OpenAI-Organization %q: %s, want code mismatched_organization", org, rec.Body.String())
+		}
+	}
+	if o := New(Options{OrganizationID: "org-other"}); func() int {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("Authorization", "Bearer "+o.AdminKey())
+		req.Header.Set("OpenAI-Organization", "org-other")
+		rec := httptest.NewRecorder()
+		o.ServeHTTP(rec, req)
+		return rec.Code
+	}() != 200 {
+		t.Fatal("Options.OrganizationID not honoured")
+	}
 
 	extra := s.AddAdminKey("sk-admin-extra-test-value")
 	if code, _, _ := rawCall(t, s, "GET", path, "sk-admin-extra-test-value", ""); code != http.StatusOK {
@@ -358,6 +397,15 @@ func TestValidation(t *testing.T) {
 		{"expiry a string", "POST", saPath, `{"name":"a","expires_in_seconds":"60"}`, 400, "expires_in_seconds"},
 		{"expiry max", "POST", saPath, `{"name":"a","expires_in_seconds":31536000}`, 200, nil},
 		{"expiry null", "POST", saPath, `{"name":"a","expires_in_seconds":null}`, 200, nil},
+		// Strict where OpenAI is: an unrecognized argument is refused, so a
+		// misspelt expiry cannot yield a key that never expires.
+		{"misspelt expiry", "POST", saPath, `{"name":"a","expires_in":60}`, 400, "expires_in"},
+		{"unknown field", "POST", saPath, `{"name":"a","role":"owner"}`, 400, "role"},
+		{"expiry with account only", "POST", saPath, `{"name":"a","create_service_account_only":true,"expires_in_seconds":60}`, 400, "expires_in_seconds"},
+		{"account only, null expiry", "POST", saPath, `{"name":"a","create_service_account_only":true,"expires_in_seconds":null}`, 200, nil},
+		{"name at the bound", "POST", saPath, `{"name":"` + strings.Repeat("n", maxNameLen) + `"}`, 200, nil},
+		{"name over the bound", "POST", saPath, `{"name":"` + strings.Repeat("n", maxNameLen+1) + `"}`, 400, "name"},
+		{"admin key unknown field", "POST", "/v1/organization/admin_api_keys", `{"name":"k","scopes":[]}`, 400, "scopes"},
 		{"not JSON", "POST", saPath, `name=a`, 400, nil},
 		{"JSON array", "POST", saPath, `[]`, 400, nil},
 		{"archived project", "POST", "/v1/organization/projects/" + ProjectArchived + "/service_accounts", `{"name":"a"}`, 400, nil},
@@ -390,9 +438,9 @@ func TestValidation(t *testing.T) {
 			}
 		})
 	}
-	// Only the two valid creates made accounts.
-	if got := len(s.LiveAccounts()); got != 2 {
-		t.Fatalf("%d accounts, want 2", got)
+	// Only the four valid creates made accounts.
+	if got := len(s.LiveAccounts()); got != 4 {
+		t.Fatalf("%d accounts, want 4", got)
 	}
 }
 

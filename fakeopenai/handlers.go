@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 const (
@@ -17,6 +19,11 @@ const (
 	defaultLimit = 20
 	maxLimit     = 100
 	maxBody      = 1 << 20
+	// maxNameLen bounds service-account and admin-key names. UNCONFIRMED:
+	// OpenAI documents no limit (ADMIN-API.md), but some limit surely
+	// exists; 256 is the fake's guess, chosen well above the 96 characters
+	// the engine may send, so a client cannot rely on names being unbounded.
+	maxNameLen = 256
 )
 
 // routes maps path shapes ("*" is one path segment) to the operation per method.
@@ -79,19 +86,36 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Read the body up front: net/http notices a client hanging up (and
 	// cancels r.Context()) only once the body has been consumed, and
-	// Latency must end when the client gives up.
+	// Latency must end when the client gives up. The contract check needs
+	// the bytes too.
+	var reqBody []byte
 	if r.Body != nil && r.Body != http.NoBody {
 		b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 		_ = r.Body.Close()
 		if err != nil {
 			return
 		}
+		reqBody = b
 		r.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	// Every answer goes through out; with the contract on, it is held back,
+	// checked, and only then written to w.
+	out := http.ResponseWriter(w)
+	var held *heldResponse
+	if s.contract != nil {
+		held = &heldResponse{header: http.Header{}}
+		out = held
+	}
+	noAnswer := func() {
+		if s.contract != nil {
+			s.validate(nil, exchange{req: r, reqBody: reqBody})
+		}
+		abortConn(w)
 	}
 	latency, down := s.baseFaults()
 	if down {
 		s.logf("%s %s op=%s fault=down", r.Method, r.URL.Path, op)
-		abortConn(w)
+		noAnswer()
 		return
 	}
 	if latency > 0 && !sleepCtx(r.Context(), latency) {
@@ -99,36 +123,82 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch status {
 	case http.StatusNotFound:
-		writeError(w, http.StatusNotFound, "invalid_request_error", nil, nil, fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path))
+		writeError(out, http.StatusNotFound, "invalid_request_error", nil, nil, fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path))
+		s.finish(w, r, reqBody, held)
 		return
 	case http.StatusMethodNotAllowed:
-		writeError(w, http.StatusMethodNotAllowed, "invalid_request_error", nil, nil, fmt.Sprintf("Method %s not allowed on %s", r.Method, r.URL.Path))
+		writeError(out, http.StatusMethodNotAllowed, "invalid_request_error", nil, nil, fmt.Sprintf("Method %s not allowed on %s", r.Method, r.URL.Path))
+		s.finish(w, r, reqBody, held)
 		return
 	}
 	if rule, fired := s.pickFault(op); fired {
 		s.logf("%s %s op=%s fault=%s", r.Method, r.URL.Path, op, rule.Kind)
 		switch rule.Kind {
 		case Fault429:
-			w.Header().Set("Retry-After", strconv.Itoa(max(rule.RetryAfter, 1))) // the spec: minimum 1
-			writeError(w, http.StatusTooManyRequests, "rate_limit_exceeded", nil, ptr("rate_limit_exceeded"), "Rate limit reached for requests (injected by the fake).")
+			out.Header().Set("Retry-After", strconv.Itoa(max(rule.RetryAfter, 1))) // the spec: minimum 1
+			writeError(out, http.StatusTooManyRequests, "rate_limit_exceeded", nil, ptr("rate_limit_exceeded"), "Rate limit reached for requests (injected by the fake).")
+			s.finish(w, r, reqBody, held)
 			return
 		case Fault500:
-			writeError(w, http.StatusInternalServerError, "server_error", nil, nil, "The server had an error while processing your request (injected by the fake).")
+			writeError(out, http.StatusInternalServerError, "server_error", nil, nil, "The server had an error while processing your request (injected by the fake).")
+			s.finish(w, r, reqBody, held)
 			return
 		case FaultDrop:
-			abortConn(w)
+			noAnswer()
 			return
 		case FaultLostResponse:
 			s.handle(&discardWriter{}, r, op, args)
-			abortConn(w)
+			noAnswer()
 			return
 		case FaultHold:
 			time.Sleep(rule.Hold)
 		}
 	}
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	sw := &statusWriter{ResponseWriter: out, status: http.StatusOK}
 	s.handle(sw, r, op, args)
 	s.logf("%s %s op=%s status=%d", r.Method, r.URL.Path, op, sw.status)
+	s.finish(w, r, reqBody, held)
+}
+
+// finish checks a held answer against the contract and writes it to w; a
+// violation is recorded and replaced by a loud error (see validate).
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, reqBody []byte, held *heldResponse) {
+	if held == nil {
+		return
+	}
+	status := held.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	body := held.body.Bytes()
+	if s.validate(w, exchange{req: r, reqBody: reqBody, status: status, header: held.header, body: body}) {
+		return
+	}
+	for k, v := range held.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// heldResponse records an answer so it can be checked before it is sent.
+type heldResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (h *heldResponse) Header() http.Header { return h.header }
+func (h *heldResponse) WriteHeader(code int) {
+	if h.status == 0 {
+		h.status = code
+	}
+}
+func (h *heldResponse) Write(b []byte) (int, error) {
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	return h.body.Write(b)
 }
 
 type statusWriter struct {
@@ -200,8 +270,11 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, op Op, args []st
 
 func (s *Server) authLocked(w http.ResponseWriter, r *http.Request) bool {
 	h := r.Header.Get("Authorization")
-	scheme, token, ok := strings.Cut(h, " ")
-	if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+	// Only "Bearer" as OpenAI documents it: whether OpenAI accepts other
+	// casings of the scheme is unconfirmed, so the fake takes the strict
+	// reading and a client relying on leniency fails here, not in production.
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || strings.TrimSpace(token) == "" {
 		writeError(w, http.StatusUnauthorized, "invalid_request_error", nil, nil,
 			"You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
 		return false
@@ -211,6 +284,13 @@ func (s *Server) authLocked(w http.ResponseWriter, r *http.Request) bool {
 	if !ok {
 		// Unlike OpenAI, no part of the key is echoed: nothing secret may reach logs.
 		writeError(w, http.StatusUnauthorized, "invalid_request_error", nil, ptr("invalid_api_key"), "Incorrect API key provided.")
+		return false
+	}
+	// OpenAI refuses an OpenAI-Organization header that does not name the
+	// key's organization (401 mismatched_organization); absent is fine.
+	if org := r.Header.Get("OpenAI-Organization"); org != "" && org != s.org {
+		writeError(w, http.StatusUnauthorized, "invalid_request_error", nil, ptr("mismatched_organization"),
+			"OpenAI-Organization header should match organization for API key")
 		return false
 	}
 	k.lastUsedAt = s.now().Unix()
@@ -367,14 +447,29 @@ func (s *Server) listProjectAPIKeys(w http.ResponseWriter, r *http.Request, p *p
 	writeJSON(w, list(items, ids, hasMore))
 }
 
-// readBody parses a JSON object body into its raw fields.
-func readBody(w http.ResponseWriter, r *http.Request) (map[string]json.RawMessage, bool) {
+// readBody parses a JSON object body into its raw fields and refuses any
+// field not in allowed, as OpenAI refuses an unrecognized request argument
+// (400): a misspelt "expires_in" must not quietly create a key that never
+// expires.
+func readBody(w http.ResponseWriter, r *http.Request, allowed ...string) (map[string]json.RawMessage, bool) {
 	var body map[string]json.RawMessage
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	if err := dec.Decode(&body); err != nil || body == nil {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", nil, nil,
 			"We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.")
 		return nil, false
+	}
+	keys := make([]string, 0, len(body))
+	for k := range body {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !slices.Contains(allowed, k) {
+			writeError(w, http.StatusBadRequest, "invalid_request_error", ptr(k), nil,
+				fmt.Sprintf("Unrecognized request argument supplied: %s", k))
+			return nil, false
+		}
 	}
 	return body, true
 }
@@ -385,6 +480,11 @@ func nameField(w http.ResponseWriter, body map[string]json.RawMessage) (string, 
 	raw, ok := body["name"]
 	if !ok || json.Unmarshal(raw, &name) != nil || strings.TrimSpace(name) == "" {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", ptr("name"), nil, "'name' is required and must be a non-empty string.")
+		return "", false
+	}
+	if utf8.RuneCountInString(name) > maxNameLen {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", ptr("name"), nil,
+			fmt.Sprintf("'name' must be at most %d characters.", maxNameLen))
 		return "", false
 	}
 	return name, true
@@ -406,7 +506,7 @@ func expiresField(w http.ResponseWriter, body map[string]json.RawMessage) (int64
 }
 
 func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request, p *project) {
-	body, ok := readBody(w, r)
+	body, ok := readBody(w, r, "name", "create_service_account_only", "expires_in_seconds")
 	if !ok {
 		return
 	}
@@ -424,6 +524,13 @@ func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request, p 
 			writeError(w, http.StatusBadRequest, "invalid_request_error", ptr("create_service_account_only"), nil, "'create_service_account_only' must be a boolean.")
 			return
 		}
+	}
+	// openai-go v3.96.0: "A non-null value cannot be used when
+	// create_service_account_only is true." (the exact error text is unconfirmed)
+	if accountOnly && expiresIn > 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", ptr("expires_in_seconds"), nil,
+			"'expires_in_seconds' cannot be used when 'create_service_account_only' is true.")
+		return
 	}
 	now := s.now().Unix()
 	s.seq++
@@ -496,7 +603,7 @@ func (s *Server) listAdminKeys(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) createAdminKey(w http.ResponseWriter, r *http.Request) {
-	body, ok := readBody(w, r)
+	body, ok := readBody(w, r, "name", "expires_in_seconds")
 	if !ok {
 		return
 	}

@@ -3,9 +3,11 @@
 // accounts and their keys, admin API keys), with fault injection so tests can
 // reproduce rate limiting, outages and lost responses deterministically.
 //
-// The wire shapes follow OpenAI's published OpenAPI description (a copy of the
-// relevant part lives in testdata/openapi and is enforced by contract_test.go);
-// where that description and the official Go SDK disagree, the SDK wins.
+// The wire shapes follow OpenAI's published OpenAPI description (the relevant
+// part is embedded from openapi/); where that description and the official Go
+// SDK disagree, the SDK wins. Unless Options.SkipContract is set, every
+// exchange is checked against that contract as it happens (contract.go,
+// violations.go), so any client tested against the fake is checked too.
 package fakeopenai
 
 import (
@@ -35,7 +37,22 @@ type Options struct {
 	// Now overrides the clock, so tests can move past key expiry without
 	// sleeping. Nil means time.Now.
 	Now func() time.Time
+	// OrganizationID is the fake's organization: a request whose
+	// OpenAI-Organization header names another one is refused, as OpenAI
+	// refuses a header that does not match the key's organization. ""
+	// means the constant OrganizationID.
+	OrganizationID string
+	// SkipContract turns off the contract check of every exchange
+	// (contract.go). Only benchmarks should set it: the check costs CPU on
+	// the machine being measured. Everywhere else it is on.
+	SkipContract bool
+	// OnViolation, if set, is called with each contract violation (key
+	// values masked), besides the record Violations returns.
+	OnViolation func(string)
 }
+
+// OrganizationID is the fake's organization unless Options say otherwise.
+const OrganizationID = "org-fake"
 
 // Account is a live service account, as seen by an operator.
 type Account struct {
@@ -89,6 +106,14 @@ type Server struct {
 	adminOrder  []*adminKey          // creation order, deleted ones removed
 	seededAdmin *adminKey
 	calls       map[Op]int
+
+	org         string
+	contract    *contract // nil: SkipContract
+	onViolation func(string)
+
+	vmu        sync.Mutex
+	violations []string
+	seen       map[string]bool // "operationId status" of every checked answer
 
 	fmu         sync.Mutex
 	faults      Faults
@@ -147,9 +172,22 @@ func New(opts Options) *Server {
 		adminByVal:  map[string]*adminKey{},
 		calls:       map[Op]int{},
 		faultCounts: map[FaultKind]int{},
+		org:         opts.OrganizationID,
+		onViolation: opts.OnViolation,
+		seen:        map[string]bool{},
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.org == "" {
+		s.org = OrganizationID
+	}
+	if !opts.SkipContract {
+		c, err := loadContract()
+		if err != nil {
+			panic("fakeopenai: " + err.Error()) // the spec is embedded: a build defect
+		}
+		s.contract = c
 	}
 	s.AddProject(ProjectActive, "Fake active project", "active")
 	s.AddProject(ProjectArchived, "Fake archived project", "archived")

@@ -58,7 +58,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	logger := log.New(stderr, "fake-openai: ", log.LstdFlags)
-	opts := fakeopenai.Options{AdminKey: os.Getenv("FAKE_OPENAI_ADMIN_KEY")}
+	opts := fakeopenai.Options{
+		AdminKey: os.Getenv("FAKE_OPENAI_ADMIN_KEY"),
+		// A contract violation is a client (or fake) bug: always say so,
+		// -v or not. GET /_fake/violations lists them too.
+		OnViolation: func(v string) { logger.Printf("CONTRACT VIOLATION: %s", v) },
+	}
 	if *verbose {
 		opts.Logger = logger
 	}

@@ -19,6 +19,7 @@ func createAccount(t *testing.T, base, key, name string) string {
 	t.Helper()
 	req, _ := http.NewRequest("POST", base+"/organization/projects/"+fakeopenai.ProjectActive+"/service_accounts", strings.NewReader(`{"name":"`+name+`","expires_in_seconds":3600}`))
 	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +36,7 @@ func TestAccountsCommand(t *testing.T) {
 	fake := fakeopenai.New(fakeopenai.Options{})
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
+	fake.FailOnViolations(t)
 	id := createAccount(t, srv.URL+"/v1", fake.AdminKey(), "lease-a")
 
 	for _, url := range []string{srv.URL + "/v1", srv.URL + "/v1/", srv.URL} {
@@ -88,6 +90,26 @@ func TestServe(t *testing.T) {
 		t.Fatalf("addr file holds %q", base)
 	}
 	id := createAccount(t, base, key, "via-binary")
+	// The binary checks the contract too, and says so on stderr without -v.
+	req, _ := http.NewRequest("GET", base+"/organization/projects/"+fakeopenai.ProjectActive+"/service_accounts?page_size=1", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a request outside the contract: %d, want 400", resp.StatusCode)
+	}
+	resp, err = http.Get(strings.TrimSuffix(base, "/v1") + "/_fake/violations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var violations []string
+	if err := json.NewDecoder(resp.Body).Decode(&violations); err != nil || len(violations) != 1 || !strings.Contains(violations[0], "page_size") {
+		t.Fatalf("/_fake/violations = %q, %v", violations, err)
+	}
+	_ = resp.Body.Close()
 	var out bytes.Buffer
 	if err := accountsCmd([]string{"-url", base}, &out); err != nil || !strings.Contains(out.String(), id) {
 		t.Fatalf("accounts: %v\n%s", err, out.String())
@@ -102,7 +124,8 @@ func TestServe(t *testing.T) {
 		t.Fatal("no graceful shutdown")
 	}
 	logs := stderr.String()
-	if !strings.Contains(logs, "admin key id key_") || !strings.Contains(logs, "op=create_service_account status=200") {
+	if !strings.Contains(logs, "admin key id key_") || !strings.Contains(logs, "op=create_service_account status=200") ||
+		!strings.Contains(logs, "CONTRACT VIOLATION") {
 		t.Fatalf("logs:\n%s", logs)
 	}
 	if strings.Contains(logs, "sk-") {

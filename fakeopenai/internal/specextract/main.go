@@ -1,13 +1,13 @@
 // Command specextract copies the Admin API paths the fake serves, and every
 // component they reference (transitively), out of OpenAI's openapi.yaml into
-// a small standalone OpenAPI document for the contract test.
+// a small standalone OpenAPI document, which the fake embeds as its contract.
 //
 // It works on the text, not a parsed tree, so the copy keeps the original's
 // wording and layout byte for byte. It relies on the published file's layout:
 // top-level keys at column 0, path items at indent 2 under "paths:", and
 // component entries at indent 4 under "components:" sections at indent 2.
 //
-//	go run ./fakeopenai/internal/specextract -in openapi.yaml -out testdata/openapi/openai-admin.yaml
+//	go run ./fakeopenai/internal/specextract -in openapi.yaml -out fakeopenai/openapi/openai-admin.yaml
 package main
 
 import (

@@ -1,0 +1,369 @@
+package fakeopenai
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+)
+
+// The contract is what the fake holds every exchange to, in both directions:
+// each request a client sends must satisfy the request schemas of OpenAI's
+// published OpenAPI description (openapi/openai-admin.yaml, an extract of
+// openai/openai-openapi f85dbe2), and each answer of the fake must satisfy the
+// response schemas (errors: the ErrorResponse envelope with a status OpenAI
+// documents). Neither side may carry a field that is in neither the spec nor
+// sdkOnlyFields: the spec allows additional properties everywhere, so without
+// that rule a misspelt field (say "expires_in" for "expires_in_seconds")
+// would pass, and a key that never expires would look like a short-lived one.
+
+//go:embed openapi/openai-admin.yaml
+var specYAML []byte
+
+// sdkField is a field the published spec omits but the official Go SDK
+// documents. Per ADMIN-API.md the SDK is newer and wins; its value is still
+// type-checked, here by hand since the spec has no schema for it.
+type sdkField struct {
+	doc   string // the SDK version and declaration that documents the field
+	check func(v any) error
+}
+
+// sdkOnlyFields are keyed "<operationId> <request|status> $.<json path>".
+// Every entry names the openai-go version that documents it; add one only
+// with such a reference.
+var sdkOnlyFields = map[string]sdkField{
+	// Key expiry on service-account creation. The SDK added it in v3.57
+	// (ADMIN-API.md); the bounds are the ones the spec gives the same field of
+	// admin-api-keys-create, and ADMIN-API.md states them for this one.
+	"create-project-service-account request $.expires_in_seconds": {
+		doc:   "openai-go v3.96.0 AdminOrganizationProjectServiceAccountNewParams.ExpiresInSeconds (param.Opt[int64], nullable)",
+		check: intField(1, maxExpiresIn, true),
+	},
+	"create-project-service-account 200 $.api_key.expires_at": {
+		doc:   "openai-go v3.96.0 AdminOrganizationProjectServiceAccountNewResponseAPIKey.ExpiresAt (nullable unixtime)",
+		check: intField(1, 1<<62, true),
+	},
+	"list-project-api-keys 200 $.data[].expires_at": {
+		doc:   "openai-go v3.96.0 AdminOrganizationProjectAPIKey.ExpiresAt (nullable unixtime)",
+		check: intField(1, 1<<62, true),
+	},
+}
+
+// intField accepts a JSON integer in [lo, hi], or null when nullable.
+func intField(lo, hi int64, nullable bool) func(v any) error {
+	return func(v any) error {
+		if v == nil {
+			if nullable {
+				return nil
+			}
+			return errors.New("is null")
+		}
+		n, ok := v.(json.Number)
+		if !ok {
+			return fmt.Errorf("is %T, want an integer", v)
+		}
+		i, err := n.Int64()
+		if err != nil {
+			return fmt.Errorf("%s is not an integer", n)
+		}
+		if i < lo || i > hi {
+			return fmt.Errorf("%d outside %d..%d", i, lo, hi)
+		}
+		return nil
+	}
+}
+
+// errorStatuses are the error statuses a fake answer may carry. OpenAI's
+// "Error codes" guide documents 401, 403, 429, 500 and 503; 400 (bad
+// request, archived project) and 404 (unknown object or URL) appear in
+// ADMIN-API.md and the SDK's error handling. 405 for a known path with an
+// unserved method is the fake's choice: OpenAI's answer there is unconfirmed.
+// Anything else (a 418, a 302) is a bug in the fake.
+var errorStatuses = map[int]bool{400: true, 401: true, 403: true, 404: true, 405: true, 429: true, 500: true, 503: true}
+
+type contract struct {
+	doc       *openapi3.T
+	router    routers.Router
+	errSchema *openapi3.Schema
+}
+
+var loadContract = sync.OnceValues(func() (*contract, error) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(specYAML)
+	if err != nil {
+		return nil, fmt.Errorf("load the embedded spec: %w", err)
+	}
+	if err := doc.Validate(loader.Context); err != nil {
+		return nil, fmt.Errorf("the embedded spec is not a valid OpenAPI document: %w", err)
+	}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		return nil, err
+	}
+	ref := doc.Components.Schemas["ErrorResponse"]
+	if ref == nil || ref.Value == nil {
+		return nil, errors.New("the embedded spec has no ErrorResponse schema")
+	}
+	return &contract{doc: doc, router: router, errSchema: ref.Value}, nil
+})
+
+// exchange is one request and the fake's answer; status 0 means the fake
+// gave no answer (an injected outage or dropped connection), so only the
+// request is checked.
+type exchange struct {
+	req     *http.Request
+	reqBody []byte
+	status  int
+	header  http.Header
+	body    []byte
+}
+
+// check validates one exchange. op is the spec's operationId ("" if the path
+// is not in the spec, which is only acceptable for error answers).
+func (c *contract) check(x exchange) (op string, reqErrs, respErrs []error) {
+	ctx := context.Background()
+	// The router matches the spec's server URL, so present the request as
+	// if sent to api.openai.com.
+	vr := x.req.Clone(ctx)
+	u := *x.req.URL
+	u.Scheme, u.Host = "https", "api.openai.com"
+	vr.URL, vr.Host = &u, u.Host
+	vr.Body = io.NopCloser(bytes.NewReader(x.reqBody))
+	where := x.req.Method + " " + x.req.URL.Path
+
+	route, params, err := c.router.FindRoute(vr)
+	if err != nil {
+		if x.status/100 == 2 {
+			respErrs = append(respErrs, fmt.Errorf("%s: not in the spec but answered %d", where, x.status))
+		} else if x.status != 0 {
+			respErrs = append(respErrs, c.checkError(x, "")...)
+		}
+		return "", nil, respErrs
+	}
+	op = route.Operation.OperationID
+	in := &openapi3filter.RequestValidationInput{
+		Request: vr, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{MultiError: true, AuthenticationFunc: bearerPresent},
+	}
+	if err := openapi3filter.ValidateRequest(ctx, in); err != nil {
+		reqErrs = append(reqErrs, fmt.Errorf("request %s violates the spec: %w", where, err))
+	}
+	reqErrs = append(reqErrs, c.checkRequestExtras(route, op, x)...)
+	switch {
+	case x.status == 0:
+		return op, reqErrs, nil
+	case x.status/100 != 2:
+		return op, reqErrs, c.checkError(x, op)
+	case x.status != http.StatusOK:
+		respErrs = append(respErrs, fmt.Errorf("%s: success status %d, OpenAI always answers 200", op, x.status))
+	}
+	out := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in, Status: x.status, Header: x.header,
+		Options: &openapi3filter.Options{MultiError: true, IncludeResponseStatus: true},
+	}
+	out.SetBodyBytes(x.body)
+	if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
+		respErrs = append(respErrs, fmt.Errorf("%s: response violates the spec: %w", op, err))
+	}
+	resp := route.Operation.Responses.Status(x.status)
+	if resp != nil && resp.Value != nil {
+		if mt := resp.Value.Content.Get("application/json"); mt != nil && mt.Schema != nil {
+			if v, err := decodeJSON(x.body); err == nil {
+				respErrs = append(respErrs, undocumented(mt.Schema.Value, v, fmt.Sprintf("%s %d $", op, x.status))...)
+			}
+		}
+	}
+	return op, reqErrs, respErrs
+}
+
+// checkRequestExtras holds the request to what ValidateRequest lets through:
+// query parameters and body fields the operation does not declare (the
+// spec's schemas allow additional properties), and the cross-field rule the
+// SDK documents for service-account creation.
+func (c *contract) checkRequestExtras(route *routers.Route, op string, x exchange) (errs []error) {
+	declared := map[string]bool{}
+	for _, ps := range []openapi3.Parameters{route.PathItem.Parameters, route.Operation.Parameters} {
+		for _, p := range ps {
+			if p != nil && p.Value != nil && p.Value.In == openapi3.ParameterInQuery {
+				declared[p.Value.Name] = true
+			}
+		}
+	}
+	var unknownQuery []string
+	for k := range x.req.URL.Query() {
+		if !declared[k] {
+			unknownQuery = append(unknownQuery, k)
+		}
+	}
+	sort.Strings(unknownQuery)
+	for _, k := range unknownQuery {
+		errs = append(errs, fmt.Errorf("%s: query parameter %q is not in the spec", op, k))
+	}
+	rb := route.Operation.RequestBody
+	if len(bytes.TrimSpace(x.reqBody)) == 0 {
+		return errs
+	}
+	if rb == nil || rb.Value == nil {
+		return append(errs, fmt.Errorf("%s: the spec declares no request body, but one was sent", op))
+	}
+	mt := rb.Value.Content.Get("application/json")
+	if mt == nil || mt.Schema == nil {
+		return errs
+	}
+	v, err := decodeJSON(x.reqBody)
+	if err != nil {
+		return errs // ValidateRequest has reported it
+	}
+	errs = append(errs, undocumented(mt.Schema.Value, v, op+" request $")...)
+	if m, ok := v.(map[string]any); ok && op == "create-project-service-account" {
+		// openai-go v3.96.0 AdminOrganizationProjectServiceAccountNewParams:
+		// "A non-null value cannot be used when create_service_account_only is true."
+		if m["create_service_account_only"] == true && m["expires_in_seconds"] != nil {
+			errs = append(errs, fmt.Errorf("%s: expires_in_seconds together with create_service_account_only:true (the SDK says the API refuses it)", op))
+		}
+	}
+	return errs
+}
+
+// checkError validates a non-2xx answer: a status OpenAI documents, JSON, and
+// the ErrorResponse envelope with all four keys.
+func (c *contract) checkError(x exchange, op string) (errs []error) {
+	where := fmt.Sprintf("%s %s -> %d", x.req.Method, x.req.URL.Path, x.status)
+	if !errorStatuses[x.status] {
+		errs = append(errs, fmt.Errorf("%s: status %d is not one OpenAI answers", where, x.status))
+	}
+	if mt, _, err := mime.ParseMediaType(x.header.Get("Content-Type")); err != nil || mt != "application/json" {
+		errs = append(errs, fmt.Errorf("%s: Content-Type %q, want application/json", where, x.header.Get("Content-Type")))
+	}
+	v, err := decodeJSON(x.body)
+	if err != nil {
+		return append(errs, fmt.Errorf("%s: error body is not JSON: %v", where, err))
+	}
+	// VisitJSON wants float64 numbers, not json.Number.
+	var plain any
+	_ = json.Unmarshal(x.body, &plain)
+	if err := c.errSchema.VisitJSON(plain, openapi3.EnableJSONSchema2020(), openapi3.MultiErrors()); err != nil {
+		errs = append(errs, fmt.Errorf("%s: error body violates ErrorResponse: %w", where, err))
+	}
+	errs = append(errs, undocumented(c.errSchema, v, fmt.Sprintf("%s %d $", op, x.status))...)
+	// The SDK and OpenAI's own docs rely on all four keys being present, even when null.
+	if m, ok := v.(map[string]any)["error"].(map[string]any); ok {
+		for _, k := range []string{"message", "type", "param", "code"} {
+			if _, ok := m[k]; !ok {
+				errs = append(errs, fmt.Errorf("%s: error lacks %q", where, k))
+			}
+		}
+	}
+	return errs
+}
+
+// decodeJSON keeps numbers as json.Number so integer checks are exact.
+func decodeJSON(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func bearerPresent(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+	h := in.RequestValidationInput.Request.Header.Get("Authorization")
+	if !strings.HasPrefix(h, "Bearer ") || len(h) == len("Bearer ") {
+		return errors.New("no bearer token")
+	}
+	return nil
+}
+
+// undocumented reports object keys in v that schema s does not declare and
+// sdkOnlyFields does not list, and type-checks the SDK-only ones it meets.
+func undocumented(s *openapi3.Schema, v any, path string) (errs []error) {
+	if s == nil {
+		return nil
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		props := map[string]*openapi3.Schema{}
+		collectProps(s, props)
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			p := path + "." + k
+			if f, ok := sdkOnlyFields[p]; ok {
+				if err := f.check(v[k]); err != nil {
+					errs = append(errs, fmt.Errorf("SDK-only field %s (%s): %v", p, f.doc, err))
+				}
+				continue
+			}
+			ps, ok := props[k]
+			if !ok {
+				errs = append(errs, fmt.Errorf("field %s is in neither the spec nor the SDK", p))
+				continue
+			}
+			errs = append(errs, undocumented(ps, v[k], p)...)
+		}
+	case []any:
+		items := collectItems(s)
+		for _, val := range v {
+			errs = append(errs, undocumented(items, val, path+"[]")...)
+		}
+	}
+	return errs
+}
+
+func collectProps(s *openapi3.Schema, into map[string]*openapi3.Schema) {
+	for k, p := range s.Properties {
+		if p != nil && p.Value != nil {
+			into[k] = p.Value
+		}
+	}
+	for _, group := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
+		for _, sub := range group {
+			if sub != nil && sub.Value != nil {
+				collectProps(sub.Value, into)
+			}
+		}
+	}
+}
+
+func collectItems(s *openapi3.Schema) *openapi3.Schema {
+	if s.Items != nil && s.Items.Value != nil {
+		return s.Items.Value
+	}
+	for _, group := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
+		for _, sub := range group {
+			if sub != nil && sub.Value != nil {
+				if it := collectItems(sub.Value); it != nil {
+					return it
+				}
+			}
+		}
+	}
+	return nil
+}
+
+var keyRE = regexp.MustCompile(`sk-[A-Za-z0-9_-]{4,}`)
+
+// scrub masks key values: a violation report may quote a request or answer,
+// and nothing secret (even fake) may reach logs or test output.
+func scrub(v any) string {
+	return keyRE.ReplaceAllString(fmt.Sprintf("%+v", v), "sk-<redacted>")
+}
