@@ -48,6 +48,10 @@ type benchConfig struct {
 	// latency on a Vault with VAULT_LEASE_REVOCATION_WORKERS=ProbeWorkers:
 	// if Vault's worker count is what limits revocation, it gets faster.
 	ProbeWorkers int `json:"probe_workers,omitempty"`
+	// Contract keeps the fake's contract check on (as in every other test).
+	// The measured runs leave it off: it would spend CPU on the machine
+	// being measured. The smoke run, which proves correctness, keeps it.
+	Contract bool `json:"contract"`
 }
 
 // Vault's expiration manager revokes through a fair-share job manager of 200
@@ -378,7 +382,7 @@ func newBenchEnv(t *testing.T, rep *benchReport, opts VaultOptions, withKV bool)
 	t.Helper()
 	e := &benchEnv{t: t}
 	e.v = startVault(t, opts)
-	e.f = e.gaugedFake()
+	e.f = e.gaugedFake(rep.Config.Contract)
 	pprofAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	e.pprof = "http://" + pprofAddr
 	registerPlugin(t, e.v, "OPENAI_PLUGIN_PPROF_ADDR="+pprofAddr)
@@ -407,10 +411,13 @@ func newBenchEnv(t *testing.T, rep *benchReport, opts VaultOptions, withKV bool)
 
 // gaugedFake is newFake with a gauge of concurrent deletes in front, so a
 // revocation shows how much of Vault's concurrency reaches the upstream.
-func (e *benchEnv) gaugedFake() *Fake {
+func (e *benchEnv) gaugedFake(contract bool) *Fake {
 	// No logger: the fake would format a line per request only to discard it,
 	// on the CPUs the engine is being measured on.
-	srv := fakeopenai.New(fakeopenai.Options{})
+	srv := fakeopenai.New(fakeopenai.Options{SkipContract: !contract})
+	if contract {
+		srv.FailOnViolations(e.t)
+	}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodDelete {
 			n := e.inFlight.Add(1)
@@ -1070,6 +1077,7 @@ func TestBenchSmoke(t *testing.T) {
 		RevokeLatencies: []time.Duration{0, 50 * time.Millisecond},
 		ExpiryLatency:   0,
 		FillConcurrency: 32,
+		Contract:        true,
 	})
 	writeReport(t, rep, dir)
 	for _, r := range rep.Revocation {

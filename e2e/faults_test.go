@@ -413,6 +413,7 @@ func newSwitchableFake(t *testing.T) *switchableFake {
 		t.Fatal(err)
 	}
 	srv := fakeopenai.New(fakeopenai.Options{Logger: log.New(io.Discard, "", 0)})
+	srv.FailOnViolations(t)
 	s := &switchableFake{Fake: &Fake{Server: srv, URL: "http://" + l.Addr().String() + "/v1"}, addr: l.Addr().String()}
 	s.serve(l)
 	t.Cleanup(s.down)

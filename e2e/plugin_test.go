@@ -33,6 +33,9 @@ type Fake struct {
 func newFake(t testing.TB) *Fake {
 	t.Helper()
 	srv := fakeopenai.New(fakeopenai.Options{Logger: log.New(io.Discard, "", 0)})
+	// Every exchange between the engine and the fake is held to OpenAI's
+	// contract; a violation fails the test at cleanup.
+	srv.FailOnViolations(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("fake listener: %v", err)
