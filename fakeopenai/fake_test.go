@@ -511,6 +511,29 @@ func TestFault429RetriedBySDK(t *testing.T) {
 	}
 }
 
+func TestFaultRefusals(t *testing.T) {
+	s := New(Options{})
+	s.FailOnViolations(t)
+	path := "/v1/organization/projects/" + ProjectActive + "/service_accounts/svc_acct_x"
+	for kind, want := range map[FaultKind]int{Fault400: 400, Fault401: 401, Fault403: 403} {
+		s.SetFaults(Faults{Rules: []FaultRule{{Ops: []Op{OpDeleteServiceAccount}, Kind: kind, Count: 1, Message: "custom sk-test-message"}}})
+		code, _, m := rawCall(t, s, "DELETE", path, s.AdminKey(), "")
+		if e := errorOf(t, m); code != want || e["message"] != "custom sk-test-message" {
+			t.Fatalf("%s: %d %v", kind, code, m)
+		}
+		if code, _, _ := rawCall(t, s, "DELETE", path, s.AdminKey(), ""); code != 404 {
+			t.Fatalf("%s: after Count, %d, want the real 404", kind, code)
+		}
+	}
+	if got := s.FaultCounts(); got[Fault400] != 1 || got[Fault401] != 1 || got[Fault403] != 1 {
+		t.Fatalf("fault counts %v", got)
+	}
+	var f Faults
+	if err := json.Unmarshal([]byte(`{"rules":[{"kind":"403","message":"m"}]}`), &f); err != nil || f.Rules[0].Message != "m" {
+		t.Fatalf("JSON form: %+v %v", f, err)
+	}
+}
+
 func TestFault500(t *testing.T) {
 	s := New(Options{})
 	s.SetFaults(Faults{Rules: []FaultRule{{Ops: []Op{OpGetProject}, Kind: Fault500, Count: 2}}})

@@ -32,6 +32,11 @@ type FaultRule struct {
 	Count      int           // if > 0, fires for the next Count matching requests only, ignoring Rate
 	RetryAfter int           // seconds, for Fault429 (Retry-After header; at least 1, as the spec requires)
 	Hold       time.Duration // for FaultHold
+	// Message replaces the error message of an injected error answer. OpenAI
+	// echoes part of a wrong key in its 401 message ("Incorrect API key
+	// provided: sk-admi*****abcd"), so tests set a key-shaped message to prove
+	// the client never lets upstream text carry a key into logs.
+	Message string
 }
 
 // FaultKind is what a FaultRule does to a request.
@@ -43,6 +48,12 @@ const (
 	Fault429 FaultKind = "429"
 	// Fault500 answers 500 server_error.
 	Fault500 FaultKind = "500"
+	// Fault400, Fault401 and Fault403 answer a refusal: the request was
+	// understood and not performed (bad request, admin key rejected, admin
+	// key lacking permission).
+	Fault400 FaultKind = "400"
+	Fault401 FaultKind = "401"
+	Fault403 FaultKind = "403"
 	// FaultDrop closes the connection without a response; nothing is done.
 	FaultDrop FaultKind = "drop"
 	// FaultLostResponse performs the operation, then closes the connection
@@ -178,6 +189,7 @@ type faultRuleJSON struct {
 	Count      int       `json:"count,omitempty"`
 	RetryAfter int       `json:"retry_after,omitempty"`
 	Hold       string    `json:"hold,omitempty"`
+	Message    string    `json:"message,omitempty"`
 }
 
 func durString(d time.Duration) string {
@@ -219,7 +231,7 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 
 // MarshalJSON writes Hold as a Go duration string.
 func (r FaultRule) MarshalJSON() ([]byte, error) {
-	return json.Marshal(faultRuleJSON{Ops: r.Ops, Kind: r.Kind, Rate: r.Rate, Count: r.Count, RetryAfter: r.RetryAfter, Hold: durString(r.Hold)})
+	return json.Marshal(faultRuleJSON{Ops: r.Ops, Kind: r.Kind, Rate: r.Rate, Count: r.Count, RetryAfter: r.RetryAfter, Hold: durString(r.Hold), Message: r.Message})
 }
 
 // UnmarshalJSON reads Hold as a Go duration string and checks the kind.
@@ -229,7 +241,7 @@ func (r *FaultRule) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	switch j.Kind {
-	case Fault429, Fault500, FaultDrop, FaultLostResponse, FaultHold:
+	case Fault429, Fault500, Fault400, Fault401, Fault403, FaultDrop, FaultLostResponse, FaultHold:
 	default:
 		return fmt.Errorf("unknown fault kind %q", j.Kind)
 	}
@@ -240,7 +252,7 @@ func (r *FaultRule) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return err
 	}
-	*r = FaultRule{Ops: j.Ops, Kind: j.Kind, Rate: j.Rate, Count: j.Count, RetryAfter: j.RetryAfter, Hold: hold}
+	*r = FaultRule{Ops: j.Ops, Kind: j.Kind, Rate: j.Rate, Count: j.Count, RetryAfter: j.RetryAfter, Hold: hold, Message: j.Message}
 	return nil
 }
 

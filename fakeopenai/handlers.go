@@ -133,14 +133,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rule, fired := s.pickFault(op); fired {
 		s.logf("%s %s op=%s fault=%s", r.Method, r.URL.Path, op, rule.Kind)
+		msg := func(def string) string {
+			if rule.Message != "" {
+				return rule.Message
+			}
+			return def
+		}
 		switch rule.Kind {
 		case Fault429:
 			out.Header().Set("Retry-After", strconv.Itoa(max(rule.RetryAfter, 1))) // the spec: minimum 1
-			writeError(out, http.StatusTooManyRequests, "rate_limit_exceeded", nil, ptr("rate_limit_exceeded"), "Rate limit reached for requests (injected by the fake).")
+			writeError(out, http.StatusTooManyRequests, "rate_limit_exceeded", nil, ptr("rate_limit_exceeded"), msg("Rate limit reached for requests (injected by the fake)."))
 			s.finish(w, r, reqBody, held)
 			return
 		case Fault500:
-			writeError(out, http.StatusInternalServerError, "server_error", nil, nil, "The server had an error while processing your request (injected by the fake).")
+			writeError(out, http.StatusInternalServerError, "server_error", nil, nil, msg("The server had an error while processing your request (injected by the fake)."))
+			s.finish(w, r, reqBody, held)
+			return
+		case Fault400:
+			writeError(out, http.StatusBadRequest, "invalid_request_error", nil, nil, msg("Bad request (injected by the fake)."))
+			s.finish(w, r, reqBody, held)
+			return
+		case Fault401:
+			writeError(out, http.StatusUnauthorized, "invalid_request_error", nil, ptr("invalid_api_key"), msg("Incorrect API key provided (injected by the fake)."))
+			s.finish(w, r, reqBody, held)
+			return
+		case Fault403:
+			writeError(out, http.StatusForbidden, "invalid_request_error", nil, nil, msg("You have insufficient permissions for this operation (injected by the fake)."))
 			s.finish(w, r, reqBody, held)
 			return
 		case FaultDrop:
