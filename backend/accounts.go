@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -31,10 +32,17 @@ type accountRecord struct {
 	ExpiresAt int64 `json:"expires_at"`
 	// KeyExpiresAt is the key's expiry as OpenAI reported it (0: none).
 	KeyExpiresAt int64 `json:"key_expires_at,omitempty"`
+	// WALID is the WAL entry that guarded the account's creation. The record
+	// is written while that entry still exists and the issue commits by
+	// deleting it, so the record is pending (its account may still be rolled
+	// back) exactly while the entry exists, and committed to a lease after.
+	// Records written before this field existed are committed.
+	WALID string `json:"wal_id,omitempty"`
 }
 
-func newAccountRecord(sa *serviceAccountKey, projectID, role string, created time.Time, lifetime time.Duration) *accountRecord {
+func newAccountRecord(sa *serviceAccountKey, projectID, role, walID string, created time.Time, lifetime time.Duration) *accountRecord {
 	return &accountRecord{
+		WALID:            walID,
 		ServiceAccountID: sa.ID,
 		ProjectID:        projectID,
 		Name:             sa.Name,
@@ -43,6 +51,33 @@ func newAccountRecord(sa *serviceAccountKey, projectID, role string, created tim
 		ExpiresAt:        created.Add(lifetime).Unix(),
 		KeyExpiresAt:     sa.KeyExpiresAt,
 	}
+}
+
+// committed reports whether the record's account was handed to a lease: its
+// creation's WAL entry is gone. A pending record (entry still present) is an
+// issue that has not finished, or one that failed and awaits rollback.
+func (r *accountRecord) committed(ctx context.Context, s logical.Storage) (bool, error) {
+	if r.WALID == "" {
+		return true, nil
+	}
+	entry, err := framework.GetWAL(ctx, s, r.WALID)
+	if err != nil {
+		return false, fmt.Errorf("read WAL entry of account record %q: %w", r.ServiceAccountID, err)
+	}
+	return entry == nil, nil
+}
+
+// accountClaimedByLease reports whether a record claims the account for a
+// lease: the record exists and is committed. WAL rollback never deletes such
+// an account, and neither may tidy or the sweep unless the lease can no
+// longer be alive (the record is stale). Accounts with no record, or a
+// pending one, are not claimed.
+func accountClaimedByLease(ctx context.Context, s logical.Storage, serviceAccountID string) (bool, error) {
+	r, err := getAccountRecord(ctx, s, serviceAccountID)
+	if err != nil || r == nil {
+		return false, err
+	}
+	return r.committed(ctx, s)
 }
 
 // keyDeadAt is when the account can no longer hold a usable key: OpenAI's

@@ -25,8 +25,16 @@ const operationPrefix = "openai"
 const walRollbackMinAgeEnv = "OPENAI_PLUGIN_WAL_ROLLBACK_MIN_AGE"
 
 // defaultWALRollbackMinAge must exceed the longest create call (retries
-// included) so rollback never races an issue still in flight.
+// included) so rollback never races an issue still in flight. A create lasts
+// at most retry_budget plus one request_timeout (client.go); config refuses
+// settings whose sum does not fit below this age (config_retry.go).
 const defaultWALRollbackMinAge = 5 * time.Minute
+
+// minWALRollbackMinAge is the shortest age any config can honour: the
+// smallest retry_budget and request_timeout (1s each) plus the commit margin.
+// Vault itself turns 0 into its own default of 10 minutes, so 0 is refused
+// too rather than silently meaning something else.
+const minWALRollbackMinAge = minRetryBudget + time.Second + createCommitMargin
 
 const backendHelp = `
 The OpenAI secrets engine issues short-lived OpenAI API keys. Each key belongs
@@ -37,6 +45,9 @@ when the lease is revoked or expires. Write the organization's admin API key to
 
 // Factory is the plugin entry point used by Vault.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+	if err := checkWALRollbackMinAgeEnv(); err != nil {
+		return nil, err
+	}
 	b := newBackend()
 	if err := b.Setup(ctx, conf); err != nil {
 		return nil, err
@@ -65,12 +76,17 @@ type backend struct {
 	roleLocks []*locksutil.LockEntry
 
 	roleCache roleCache
+
+	// createGuard makes issue commits and WAL rollbacks of the same create
+	// exclusive (wal.go).
+	createGuard *createGuard
 }
 
 func newBackend() *backend {
 	b := &backend{
-		newClient: func(s clientSettings) adminClient { return newSDKClient(s) },
-		roleLocks: locksutil.CreateLocks(),
+		newClient:   func(s clientSettings) adminClient { return newSDKClient(s) },
+		roleLocks:   locksutil.CreateLocks(),
+		createGuard: newCreateGuard(),
 	}
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
@@ -103,6 +119,25 @@ func walRollbackMinAge() time.Duration {
 		}
 	}
 	return defaultWALRollbackMinAge
+}
+
+// checkWALRollbackMinAgeEnv refuses to start on a rollback age that a
+// create could outlast (or that Vault would replace with its own default):
+// rollback could then delete an account a request is about to return.
+func checkWALRollbackMinAgeEnv() error {
+	v := os.Getenv(walRollbackMinAgeEnv)
+	if v == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("%s=%q is not a Go duration such as 5m", walRollbackMinAgeEnv, v)
+	}
+	if d < minWALRollbackMinAge {
+		return fmt.Errorf("%s=%s is shorter than the shortest possible create (%s: retry_budget and request_timeout of 1s each, "+
+			"plus the commit margin); rollback could delete an account an issue is about to return", walRollbackMinAgeEnv, v, minWALRollbackMinAge)
+	}
+	return nil
 }
 
 // invalidate runs on standbys and performance secondaries when another node

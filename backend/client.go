@@ -2,10 +2,11 @@ package backend
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"io"
 	"net/http"
-	"sync/atomic"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
@@ -49,9 +50,13 @@ type serviceAccountKey struct {
 	KeyID        string
 	KeyValue     string
 	KeyExpiresAt int64
-	// Attempts is how many HTTP attempts the create took; above one, an
-	// earlier attempt may have created an account whose response was lost.
+	// Attempts is how many HTTP attempts the create took.
 	Attempts int
+	// EarlierAttemptMayHaveCreated is set when an attempt before the one
+	// that succeeded ended ambiguously (no answer, 5xx, 408, 409): it may
+	// have created a twin whose response was lost. Refused attempts (429 or
+	// another 4xx) created nothing and do not set it.
+	EarlierAttemptMayHaveCreated bool
 }
 
 type adminAPIKey struct {
@@ -68,8 +73,11 @@ type clientSettings struct {
 	AdminAPIKey    string
 	OrganizationID string
 	RequestTimeout time.Duration
-	MaxRetries     int
-	// RetryBudget bounds how long one call keeps retrying (config_retry.go).
+	// MaxRetries caps the retries of one call; negative means no cap other
+	// than RetryBudget (the default, see config_retry.go).
+	MaxRetries int
+	// RetryBudget bounds how long one call keeps starting new attempts: a
+	// call ends at most RetryBudget plus one RequestTimeout after it began.
 	RetryBudget time.Duration
 	// DeleteMinRetries floors the retries of a service-account delete; zero
 	// means deleteMinRetries. Tests lower it to keep failure cases fast.
@@ -94,9 +102,17 @@ const maxResponseBytes = 4 << 20
 // listPageSize is the largest page the Admin API serves.
 const listPageSize = 100
 
+// uncappedRetries is the SDK's retry count when max_retries is not set: a
+// backstop only, as the retry budget ends the call long before.
+const uncappedRetries = 1000
+
 type sdkClient struct {
 	api           openai.Client
 	deleteRetries int
+	budget        time.Duration
+	// callLimit bounds a whole create: the retry budget plus one attempt
+	// that starts just before it runs out.
+	callLimit time.Duration
 }
 
 func newSDKClient(s clientSettings) *sdkClient {
@@ -114,7 +130,7 @@ func newSDKClient(s clientSettings) *sdkClient {
 		option.WithAPIKey(""),
 		option.WithHeaderDel("OpenAI-Project"),
 		option.WithHeaderDel("OpenAI-Organization"),
-		option.WithMaxRetries(s.MaxRetries),
+		option.WithMaxRetries(sdkRetries(s.MaxRetries)),
 		option.WithRequestTimeout(s.RequestTimeout),
 	}
 	if s.OrganizationID != "" {
@@ -124,7 +140,33 @@ func newSDKClient(s clientSettings) *sdkClient {
 	if floor == 0 {
 		floor = deleteMinRetries
 	}
-	return &sdkClient{api: openai.NewClient(opts...), deleteRetries: max(s.MaxRetries, floor)}
+	budget := s.RetryBudget
+	if budget <= 0 {
+		budget = defaultRetryBudget
+	}
+	return &sdkClient{
+		api:           openai.NewClient(opts...),
+		deleteRetries: max(s.MaxRetries, floor),
+		budget:        budget,
+		callLimit:     budget + s.RequestTimeout,
+	}
+}
+
+func sdkRetries(maxRetries int) int {
+	if maxRetries < 0 {
+		return uncappedRetries
+	}
+	return maxRetries
+}
+
+// worstCaseCall is the longest one create can take under these settings:
+// the retry budget, plus one attempt begun just before it ran out.
+func (s clientSettings) worstCaseCall() time.Duration {
+	budget := s.RetryBudget
+	if budget <= 0 {
+		budget = defaultRetryBudget
+	}
+	return budget + s.RequestTimeout
 }
 
 // cappedBodyTransport bounds every response body the SDK reads.
@@ -148,9 +190,11 @@ func (b *cappedBody) Read(p []byte) (int, error) { return b.r.Read(p) }
 func (b *cappedBody) Close() error               { return b.c.Close() }
 
 func (c *sdkClient) GetProject(ctx context.Context, projectID string) (*project, error) {
-	p, err := c.api.Admin.Organization.Projects.Get(ctx, projectID)
+	g, ctx, done := c.guard(ctx)
+	defer done()
+	p, err := c.api.Admin.Organization.Projects.Get(ctx, projectID, g.option())
 	if err != nil {
-		return nil, upstreamError("get project", err)
+		return nil, g.upstreamError("get project", err)
 	}
 	return &project{ID: p.ID, Name: p.Name, Status: p.Status}, nil
 }
@@ -160,60 +204,70 @@ func (c *sdkClient) CreateServiceAccount(ctx context.Context, projectID, name st
 	if expiresInSeconds > 0 {
 		params.ExpiresInSeconds = param.NewOpt(expiresInSeconds)
 	}
-	var attempts atomic.Int32
-	countAttempts := option.WithMiddleware(func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
-		attempts.Add(1)
-		return next(req)
-	})
-	sa, err := c.api.Admin.Organization.Projects.ServiceAccounts.New(ctx, projectID, params, countAttempts)
+	ctx, cancel := context.WithTimeout(ctx, c.callLimit)
+	defer cancel()
+	g, ctx, done := c.guard(ctx)
+	defer done()
+	sa, err := c.api.Admin.Organization.Projects.ServiceAccounts.New(ctx, projectID, params, g.option())
 	if err != nil {
-		return nil, upstreamError("create service account", err)
+		return nil, g.createError("create service account", err)
 	}
 	if sa.ID == "" || sa.APIKey.Value == "" {
-		return nil, fmt.Errorf("create service account: OpenAI returned no account id or key")
+		// The account may exist: keep the WAL entry that guards it.
+		return nil, &upstreamErr{op: "create service account", cause: errors.New("OpenAI returned no account id or key"), mayHaveCreated: true}
 	}
+	attempts, earlier := g.outcome()
 	return &serviceAccountKey{
-		serviceAccount: serviceAccount{ID: sa.ID, Name: sa.Name, CreatedAt: sa.CreatedAt},
-		KeyID:          sa.APIKey.ID,
-		KeyValue:       sa.APIKey.Value,
-		KeyExpiresAt:   sa.APIKey.ExpiresAt,
-		Attempts:       int(attempts.Load()),
+		serviceAccount:               serviceAccount{ID: sa.ID, Name: sa.Name, CreatedAt: sa.CreatedAt},
+		KeyID:                        sa.APIKey.ID,
+		KeyValue:                     sa.APIKey.Value,
+		KeyExpiresAt:                 sa.APIKey.ExpiresAt,
+		Attempts:                     attempts,
+		EarlierAttemptMayHaveCreated: earlier,
 	}, nil
 }
 
 func (c *sdkClient) DeleteServiceAccount(ctx context.Context, projectID, serviceAccountID string) error {
+	g, ctx, done := c.guard(ctx)
+	defer done()
 	_, err := c.api.Admin.Organization.Projects.ServiceAccounts.Delete(ctx, projectID, serviceAccountID,
-		option.WithMaxRetries(c.deleteRetries))
-	return upstreamError("delete service account", err)
+		option.WithMaxRetries(c.deleteRetries), g.option())
+	return g.upstreamError("delete service account", err)
 }
 
 func (c *sdkClient) ListServiceAccounts(ctx context.Context, projectID string, fn func(serviceAccount) bool) error {
+	g, ctx, done := c.guard(ctx)
+	defer done()
 	pager := c.api.Admin.Organization.Projects.ServiceAccounts.ListAutoPaging(ctx, projectID,
-		openai.AdminOrganizationProjectServiceAccountListParams{Limit: param.NewOpt[int64](listPageSize)})
+		openai.AdminOrganizationProjectServiceAccountListParams{Limit: param.NewOpt[int64](listPageSize)}, g.option())
 	for pager.Next() {
 		sa := pager.Current()
 		if !fn(serviceAccount{ID: sa.ID, Name: sa.Name, CreatedAt: sa.CreatedAt}) {
 			return nil
 		}
 	}
-	return upstreamError("list service accounts", pager.Err())
+	return g.upstreamError("list service accounts", pager.Err())
 }
 
 func (c *sdkClient) ListAdminAPIKeys(ctx context.Context, fn func(adminAPIKey) bool) error {
+	g, ctx, done := c.guard(ctx)
+	defer done()
 	pager := c.api.Admin.Organization.AdminAPIKeys.ListAutoPaging(ctx,
-		openai.AdminOrganizationAdminAPIKeyListParams{Limit: param.NewOpt[int64](listPageSize)})
+		openai.AdminOrganizationAdminAPIKeyListParams{Limit: param.NewOpt[int64](listPageSize)}, g.option())
 	for pager.Next() {
 		if !fn(toAdminAPIKey(pager.Current())) {
 			return nil
 		}
 	}
-	return upstreamError("list admin API keys", pager.Err())
+	return g.upstreamError("list admin API keys", pager.Err())
 }
 
 func (c *sdkClient) GetAdminAPIKey(ctx context.Context, keyID string) (*adminAPIKey, error) {
-	k, err := c.api.Admin.Organization.AdminAPIKeys.Get(ctx, keyID)
+	g, ctx, done := c.guard(ctx)
+	defer done()
+	k, err := c.api.Admin.Organization.AdminAPIKeys.Get(ctx, keyID, g.option())
 	if err != nil {
-		return nil, upstreamError("get admin API key", err)
+		return nil, g.upstreamError("get admin API key", err)
 	}
 	key := toAdminAPIKey(*k)
 	return &key, nil
@@ -224,22 +278,181 @@ func (c *sdkClient) CreateAdminAPIKey(ctx context.Context, name string, expiresI
 	if expiresInSeconds > 0 {
 		params.ExpiresInSeconds = param.NewOpt(expiresInSeconds)
 	}
-	k, err := c.api.Admin.Organization.AdminAPIKeys.New(ctx, params)
+	ctx, cancel := context.WithTimeout(ctx, c.callLimit)
+	defer cancel()
+	g, ctx, done := c.guard(ctx)
+	defer done()
+	k, err := c.api.Admin.Organization.AdminAPIKeys.New(ctx, params, g.option())
 	if err != nil {
-		return nil, "", upstreamError("create admin API key", err)
+		return nil, "", g.createError("create admin API key", err)
 	}
 	if k.ID == "" || k.Value == "" {
-		return nil, "", fmt.Errorf("create admin API key: OpenAI returned no key id or value")
+		return nil, "", &upstreamErr{op: "create admin API key", cause: errors.New("OpenAI returned no key id or value"), mayHaveCreated: true}
 	}
 	key := toAdminAPIKey(k.AdminAPIKey)
 	return &key, k.Value, nil
 }
 
 func (c *sdkClient) DeleteAdminAPIKey(ctx context.Context, keyID string) error {
-	_, err := c.api.Admin.Organization.AdminAPIKeys.Delete(ctx, keyID)
-	return upstreamError("delete admin API key", err)
+	g, ctx, done := c.guard(ctx)
+	defer done()
+	_, err := c.api.Admin.Organization.AdminAPIKeys.Delete(ctx, keyID, g.option())
+	return g.upstreamError("delete admin API key", err)
 }
 
 func toAdminAPIKey(k openai.AdminAPIKey) adminAPIKey {
 	return adminAPIKey{ID: k.ID, Name: k.Name, RedactedValue: k.RedactedValue, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt}
+}
+
+// callGuard is one call's retry policy on top of the SDK's own retries
+// (which honour Retry-After and back off): it lets the SDK retry 429, 408,
+// 409, 5xx and connection errors only while the next attempt would still
+// begin within the retry budget, and for creates it records whether any
+// attempt may have created something. Each page of a list is a request of
+// its own with a fresh budget.
+type callGuard struct {
+	budget   time.Duration
+	deadline time.Time // the call context's, if any
+	cancel   context.CancelFunc
+
+	mu        sync.Mutex
+	start     time.Time // first attempt of the current request
+	attempts  int
+	ambiguous int // attempts that ended without proving nothing was done
+	// stoppedBy is the connection error after which the guard ended the
+	// call (by cancelling it: the SDK retries those regardless of headers).
+	stoppedBy error
+}
+
+// guard derives the call's context; done must be called when it returns.
+func (c *sdkClient) guard(ctx context.Context) (*callGuard, context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	g := &callGuard{budget: c.budget, cancel: cancel}
+	g.deadline, _ = ctx.Deadline()
+	return g, ctx, cancel
+}
+
+func (g *callGuard) option() option.RequestOption { return option.WithMiddleware(g.middleware) }
+
+func (g *callGuard) middleware(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+	retryCount := req.Header.Get("X-Stainless-Retry-Count")
+	g.mu.Lock()
+	if g.start.IsZero() || retryCount == "0" {
+		g.start = time.Now()
+	}
+	start := g.start
+	g.mu.Unlock()
+
+	res, err := next(req)
+
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.attempts++
+	if attemptMayHaveActed(res, err) {
+		g.ambiguous++
+	}
+	if !sdkWillRetry(res, err) {
+		return res, err
+	}
+	n, _ := strconv.Atoi(retryCount)
+	end := start.Add(g.budget)
+	if !g.deadline.IsZero() && g.deadline.Before(end) {
+		end = g.deadline
+	}
+	if time.Now().Add(retryWait(res, n)).Before(end) {
+		return res, err
+	}
+	// The next attempt would begin past the budget: end the call with this
+	// attempt's answer, which says what went wrong (throttled, 5xx, down).
+	if res != nil {
+		res.Header.Set("X-Should-Retry", "false")
+		return res, err
+	}
+	g.stoppedBy = err
+	g.cancel()
+	return res, err
+}
+
+// attemptMayHaveActed: an attempt proves OpenAI did nothing only when it was
+// refused with a 4xx other than 408 and 409 (429 included). No answer, a
+// 5xx, 408, 409, or a success whose body was then lost may each have acted.
+func attemptMayHaveActed(res *http.Response, err error) bool {
+	if err != nil || res == nil {
+		return true
+	}
+	s := res.StatusCode
+	return s < 400 || s >= 500 || s == http.StatusRequestTimeout || s == http.StatusConflict
+}
+
+// sdkWillRetry mirrors the SDK's own decision (requestconfig.shouldRetry).
+func sdkWillRetry(res *http.Response, err error) bool {
+	if res == nil {
+		return err != nil
+	}
+	switch res.Header.Get("X-Should-Retry") {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	s := res.StatusCode
+	return s == http.StatusRequestTimeout || s == http.StatusConflict || s == http.StatusTooManyRequests || s >= 500
+}
+
+// retryWait is how long the SDK will wait before retry n+1: Retry-After-Ms
+// or Retry-After when given, else its backoff of 0.5s doubling to 8s.
+func retryWait(res *http.Response, n int) time.Duration {
+	if res != nil {
+		if v, err := strconv.ParseFloat(res.Header.Get("Retry-After-Ms"), 64); err == nil && v >= 0 {
+			return time.Duration(v * float64(time.Millisecond))
+		}
+		ra := res.Header.Get("Retry-After")
+		if v, err := strconv.ParseFloat(ra, 64); err == nil && v >= 0 {
+			return time.Duration(v * float64(time.Second))
+		}
+		if t, err := time.Parse(time.RFC1123, ra); err == nil {
+			return time.Until(t)
+		}
+	}
+	wait := 8 * time.Second
+	if n < 4 {
+		wait = (500 * time.Millisecond) << n
+	}
+	return wait
+}
+
+// upstreamError classifies the call's error; a call the guard ended after a
+// connection error reports that error, not the cancellation.
+func (g *callGuard) upstreamError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	g.mu.Lock()
+	stoppedBy := g.stoppedBy
+	g.mu.Unlock()
+	if stoppedBy != nil && errors.Is(err, context.Canceled) {
+		err = stoppedBy
+	}
+	return upstreamError(op, err)
+}
+
+// createError is upstreamError for a create: it marks the error when any
+// attempt may have created something, so the caller keeps its WAL entry.
+func (g *callGuard) createError(op string, err error) error {
+	err = g.upstreamError(op, err)
+	var u *upstreamErr
+	if errors.As(err, &u) {
+		g.mu.Lock()
+		u.mayHaveCreated = g.ambiguous > 0
+		g.mu.Unlock()
+	}
+	return err
+}
+
+// outcome of a successful create: how many attempts it took, and whether an
+// attempt before the successful one may have created a twin.
+func (g *callGuard) outcome() (attempts int, earlierMayHaveCreated bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.attempts, g.ambiguous > 1
 }

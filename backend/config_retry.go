@@ -14,12 +14,34 @@ import (
 // connection errors when max_retries is not set explicitly.
 const defaultRetryBudget = 30 * time.Second
 
+// minRetryBudget and maxRetryBudget bound retry_budget; the maximum keeps a
+// call's retries inside Vault's default 90s request deadline.
+const (
+	minRetryBudget = time.Second
+	maxRetryBudget = 80 * time.Second
+)
+
+// maxRetriesUnset is stored as max_retries when the operator never wrote it:
+// retries are then bounded by retry_budget alone. A count is a poor bound
+// under sustained throttling (four retries at 30% throttling fail 0.24% of
+// issues) while a Vault request has time for many more.
+const maxRetriesUnset = -1
+
 func addRetryConfigFields(fields map[string]*framework.FieldSchema) {
 	fields["retry_budget"] = &framework.FieldSchema{
 		Type: framework.TypeDurationSecond,
-		Description: "How long one OpenAI call keeps retrying 429, 5xx and connection errors (honouring Retry-After) " +
-			"before it fails; always inside the request's own deadline. Default 30s.",
+		Description: "How long one OpenAI call keeps retrying 429, 408, 409, 5xx and connection errors (honouring Retry-After): " +
+			"no retry begins later than this after the call's first attempt, so a call lasts at most retry_budget plus one request_timeout, " +
+			"and never past the request's own deadline. 1s to 80s; default 30s.",
 		DisplayAttrs: &framework.DisplayAttributes{Name: "Retry budget"},
+	}
+	// max_retries is defined with the other config fields; its meaning is
+	// decided here, with the budget it caps.
+	fields["max_retries"] = &framework.FieldSchema{
+		Type: framework.TypeInt,
+		Description: "Optional cap on the retries of one OpenAI call, 0 to 10. When never written (read shows -1), " +
+			"retries are bounded by retry_budget alone. Deletes of service accounts retry at least 10 times within the budget.",
+		DisplayAttrs: &framework.DisplayAttributes{Name: "Max retries"},
 	}
 }
 
@@ -30,22 +52,29 @@ func (c *openaiConfig) retryBudget() time.Duration {
 	return c.RetryBudget
 }
 
-// parseRetryConfig applies retry_budget from a config write.
+// parseRetryConfig applies retry_budget from a config write, marks
+// max_retries unset on the first write that does not give it, and refuses
+// settings under which a create could outlast the WAL rollback age.
 func parseRetryConfig(cfg *openaiConfig, d *framework.FieldData) *logical.Response {
-	v, ok := d.GetOk("retry_budget")
-	if !ok {
-		return nil
+	// A config being created has no KeySetAt yet (pathConfigWrite sets it
+	// after this); its MaxRetries is the old default, not the operator's.
+	if _, ok := d.GetOk("max_retries"); !ok && cfg.KeySetAt.IsZero() {
+		cfg.MaxRetries = maxRetriesUnset
 	}
-	budget := time.Duration(v.(int)) * time.Second
-	if budget < time.Second || budget > maxRetryBudget {
-		return logical.ErrorResponse("retry_budget must be between 1s and %s", maxRetryBudget)
+	if v, ok := d.GetOk("retry_budget"); ok {
+		budget := time.Duration(v.(int)) * time.Second
+		if budget < minRetryBudget || budget > maxRetryBudget {
+			return logical.ErrorResponse("retry_budget must be between %s and %s", minRetryBudget, maxRetryBudget)
+		}
+		cfg.RetryBudget = budget
 	}
-	cfg.RetryBudget = budget
+	if worst, age := cfg.clientSettings().worstCaseCall(), walRollbackMinAge(); worst+createCommitMargin > age {
+		return logical.ErrorResponse("retry_budget (%s) plus request_timeout (%s) must stay below the WAL rollback age %s minus %s "+
+			"(%s), or rollback could act while an issue is still creating its account: lower request_timeout or retry_budget",
+			cfg.retryBudget(), cfg.RequestTimeout, age, createCommitMargin, walRollbackMinAgeEnv)
+	}
 	return nil
 }
-
-// maxRetryBudget keeps a call's retries inside Vault's default 90s request deadline.
-const maxRetryBudget = 80 * time.Second
 
 func addRetryConfigData(cfg *openaiConfig, data map[string]interface{}) {
 	data["retry_budget"] = int64(cfg.retryBudget().Seconds())

@@ -5,21 +5,31 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/hashicorp/go-secure-stdlib/base62"
 	"github.com/hashicorp/vault/sdk/helper/template"
 )
 
-// defaultNameTemplate gives names like vault-app-token-alice-1732350000-Ab3dE9xZ:
-// the role and requester for humans reading OpenAI's console, and a random
-// tail so WAL rollback can find exactly the account an interrupted issue made.
-const defaultNameTemplate = `vault-{{ .RoleName | truncate 24 }}-{{ .DisplayName | truncate 24 }}-{{ unix_time }}-{{ random 8 }}`
+// defaultNameTemplate gives names like vault-app-token-alice-1732350000, to
+// which the engine appends its own unique token (see uniqueName): the role
+// and requester for humans reading OpenAI's console.
+const defaultNameTemplate = `vault-{{ .RoleName | truncate 24 }}-{{ .DisplayName | truncate 24 }}-{{ unix_time }}`
 
 // maxNameLength bounds service-account names. OpenAI documents no limit; this
 // keeps names readable in its console and well inside any plausible one.
 const maxNameLength = 96
 
-// nameTail is how much of an over-long name's end survives shortening, so
-// the unique suffix a template usually ends with is kept.
+// nameTail is how much of an over-long name's end survives shortening.
 const nameTail = 24
+
+// uniqueTokenLength is the length of the base62 token the engine appends to
+// every service-account name: 12 characters are 71 bits, so two creates
+// never share one. WAL rollback deletes only accounts carrying its entry's
+// token, which is what makes it safe whatever a name_template renders.
+const uniqueTokenLength = 12
+
+// maxTemplatePart is what is left of maxNameLength for the template's output
+// once "-" and the token are appended.
+const maxTemplatePart = maxNameLength - 1 - uniqueTokenLength
 
 // nameTemplateData is what a name_template may reference.
 type nameTemplateData struct {
@@ -27,6 +37,9 @@ type nameTemplateData struct {
 	DisplayName   string
 	MountAccessor string
 }
+
+// nameTemplateVariables lists nameTemplateData's fields for error messages.
+const nameTemplateVariables = ".RoleName, .DisplayName, .MountAccessor"
 
 type nameTemplate struct {
 	tmpl template.StringTemplate
@@ -46,41 +59,49 @@ func parseNameTemplate(raw string) (*nameTemplate, error) {
 	return &nameTemplate{tmpl: t}, nil
 }
 
-// render produces a name OpenAI will accept, or an error if nothing usable remains.
+// render produces the template's part of a name: sanitised, and short enough
+// that uniqueName can append the engine's token. It fails if nothing usable
+// remains.
 func (t *nameTemplate) render(data nameTemplateData) (string, error) {
 	data = nameTemplateData{RoleName: boundInput(data.RoleName), DisplayName: boundInput(data.DisplayName), MountAccessor: boundInput(data.MountAccessor)}
 	raw, err := t.tmpl.Generate(data)
 	if err != nil {
 		return "", err
 	}
-	name := sanitizeName(raw)
+	name := shortenName(sanitizeName(raw), maxTemplatePart)
 	if name == "" {
 		return "", errors.New("rendered to an empty name")
 	}
 	return name, nil
 }
 
-// validate renders the template twice with sample data: it must produce a
-// non-empty name, and two different names, because rollback deletes by name.
+// validate renders the template with sample data: it must produce a non-empty
+// name. Uniqueness is not the template's job: the engine appends a token.
 func (t *nameTemplate) validate(roleName string) error {
-	sample := nameTemplateData{RoleName: roleName, DisplayName: "token-sample", MountAccessor: "openai_0123abcd"}
-	a, err := t.render(sample)
+	_, err := t.render(nameTemplateData{RoleName: roleName, DisplayName: "token-sample", MountAccessor: "openai_0123abcd"})
+	return err
+}
+
+// uniqueName appends a fresh token to a rendered template part. The token is
+// appended after sanitising and shortening, so nothing a template renders
+// can remove it.
+func uniqueName(base string) (name, token string, err error) {
+	token, err = base62.Random(uniqueTokenLength)
 	if err != nil {
-		return err
+		return "", "", fmt.Errorf("generate a unique service account name: %w", err)
 	}
-	b, err := t.render(sample)
-	if err != nil {
-		return err
-	}
-	if a == b {
-		return fmt.Errorf("must produce a unique name per call (include {{ random N }}); it rendered %q twice", a)
-	}
-	return nil
+	return shortenName(base, maxTemplatePart) + "-" + token, token, nil
+}
+
+// nameHasToken reports whether a service-account name carries token, as
+// uniqueName put it there.
+func nameHasToken(name, token string) bool {
+	return len(token) == uniqueTokenLength && strings.HasSuffix(name, "-"+token)
 }
 
 // sanitizeName keeps letters, digits, '-', '_' and '.', maps everything else
 // (spaces, unicode, template debris) to '-', collapses runs, trims the ends,
-// and shortens from the middle so the unique tail survives.
+// and shortens to maxNameLength from the middle (see shortenName).
 func sanitizeName(raw string) string {
 	var sb strings.Builder
 	lastDash := true // suppresses leading dashes
@@ -96,10 +117,23 @@ func sanitizeName(raw string) string {
 			}
 		}
 	}
-	name := strings.Trim(sb.String(), "-.")
-	if len(name) > maxNameLength {
-		head := name[:maxNameLength-nameTail-1]
-		name = strings.TrimRight(head, "-.") + "-" + strings.TrimLeft(name[len(name)-nameTail:], "-.")
+	return shortenName(strings.Trim(sb.String(), "-."), maxNameLength)
+}
+
+// shortenName cuts an already sanitised name to limit bytes, keeping its
+// start and its last nameTail bytes, so both the human-readable prefix and a
+// template's own suffix survive.
+func shortenName(name string, limit int) string {
+	if len(name) <= limit {
+		return name
 	}
-	return name
+	head := strings.TrimRight(name[:limit-nameTail-1], "-.")
+	tail := strings.Trim(name[len(name)-nameTail:], "-.")
+	if head == "" {
+		return tail
+	}
+	if tail == "" {
+		return head
+	}
+	return head + "-" + tail
 }

@@ -80,19 +80,25 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	if tmplErr != nil {
 		return logical.ErrorResponse("name_template of role %q: %s", roleName, tmplErr), nil
 	}
-	name, err := tmpl.render(nameTemplateData{RoleName: roleName, DisplayName: req.DisplayName, MountAccessor: req.MountAccessor})
+	base, err := tmpl.render(nameTemplateData{RoleName: roleName, DisplayName: req.DisplayName, MountAccessor: req.MountAccessor})
 	if err != nil {
 		return logical.ErrorResponse("name_template of role %q: %s", roleName, err), nil
 	}
 
-	sa, err := b.createServiceAccount(ctx, req.Storage, client, role.ProjectID, roleName, name, maxTTL)
+	sa, err := b.createServiceAccount(ctx, req.Storage, client, role.ProjectID, roleName, base, maxTTL)
 	if fresh := b.clientAfterAuthFailure(ctx, req.Storage, client, err); fresh != nil {
-		sa, err = b.createServiceAccount(ctx, req.Storage, fresh, role.ProjectID, roleName, name, maxTTL)
+		sa, err = b.createServiceAccount(ctx, req.Storage, fresh, role.ProjectID, roleName, base, maxTTL)
 	}
-	if err != nil {
-		if isClientError(err) {
-			return logical.ErrorResponse("issue key for role %q: %s", roleName, err), nil
-		}
+	switch {
+	case isAuthError(err):
+		// Not the requester's fault, and nothing they can fix: an operator
+		// must replace the admin key. A plain error is a 500, which is what
+		// this is for the requester (the engine is misconfigured).
+		return nil, fmt.Errorf("issue key for role %q: OpenAI rejected the engine's admin key (HTTP %d): write a working admin_api_key to %sconfig",
+			roleName, httpStatus(err), req.MountPoint)
+	case isClientError(err):
+		return logical.ErrorResponse("issue key for role %q: %s", roleName, err), nil
+	case err != nil:
 		return nil, err
 	}
 
@@ -135,51 +141,54 @@ func effectiveMaxTTL(mountMax, roleMax time.Duration) time.Duration {
 
 // createServiceAccount makes the one upstream call of an issue, guarded by a
 // WAL entry written first: if the process dies, or the response is lost after
-// OpenAI created the account, rollback finds the account by name and deletes it.
-func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, client adminClient, projectID, roleName, name string, lifetime time.Duration) (*serviceAccountKey, error) {
+// OpenAI created the account, rollback finds the account by the unique token
+// in its name and deletes it. base is the template's part of the name.
+func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, client adminClient, projectID, roleName, base string, lifetime time.Duration) (*serviceAccountKey, error) {
+	name, token, err := uniqueName(base)
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now()
-	walID, err := framework.PutWAL(ctx, s, walKindServiceAccount, &walServiceAccount{
+	wal := &walServiceAccount{
 		ProjectID: projectID,
 		Name:      name,
+		Token:     token,
 		CreatedAt: now.Unix(),
 		ExpiresAt: now.Add(lifetime).Unix(),
-	})
+	}
+	walID, err := framework.PutWAL(ctx, s, walKindServiceAccount, wal)
 	if err != nil {
 		return nil, fmt.Errorf("write WAL entry: %w", err)
 	}
 
-	sa, err := client.CreateServiceAccount(ctx, projectID, name, int64(lifetime.Seconds()))
+	// The create must be over before rollback may act on its entry, whatever
+	// the request's own deadline: the client bounds it by retry_budget plus
+	// one request_timeout, and this caps it below the rollback age too.
+	cctx, cancel := context.WithTimeout(ctx, b.createTimeLimit())
+	sa, err := client.CreateServiceAccount(cctx, projectID, name, int64(lifetime.Seconds()))
+	cancel()
 	if err != nil {
-		// A refused request created nothing; anything else may have, and
-		// the WAL entry stays for rollback to settle.
-		if isClientError(err) {
+		// Only when every attempt was refused is it certain that nothing
+		// was created; otherwise the entry stays for rollback to settle.
+		if !mayHaveCreated(err) {
 			b.deleteWALQuietly(ctx, s, walID)
 		}
 		return nil, err
 	}
 
-	if sa.Attempts > 1 {
+	if sa.EarlierAttemptMayHaveCreated {
 		// An earlier attempt may have created a twin whose response was
-		// lost. Leave an entry that removes every same-named account but
-		// this one; rollback settles it once the entry is old enough.
-		if _, err := framework.PutWAL(ctx, s, walKindServiceAccount, &walServiceAccount{
-			ProjectID: projectID, Name: name, KeepID: sa.ID,
-			CreatedAt: now.Unix(), ExpiresAt: now.Add(lifetime).Unix(),
-		}); err != nil {
+		// lost. Leave an entry that removes every account carrying this
+		// token but the one issued; rollback settles it once old enough.
+		twin := *wal
+		twin.KeepID = sa.ID
+		if _, err := framework.PutWAL(ctx, s, walKindServiceAccount, &twin); err != nil {
 			return nil, fmt.Errorf("write WAL entry: %w", err)
 		}
 	}
 
-	// The record is written while the WAL entry still guards the account, so
-	// every account is always covered by one or the other (see accounts.go).
-	if err := putAccountRecord(ctx, s, newAccountRecord(sa, projectID, roleName, now, lifetime)); err != nil {
-		return nil, fmt.Errorf("record issued account: %w", err)
-	}
-
-	// Only once the WAL entry is gone may the account be handed to a lease;
-	// if this delete fails the request fails and rollback removes the account.
-	if err := framework.DeleteWAL(ctx, s, walID); err != nil {
-		return nil, fmt.Errorf("commit issued key: %w", err)
+	if err := b.commitCreate(ctx, s, walID, token, newAccountRecord(sa, projectID, roleName, walID, now, lifetime)); err != nil {
+		return nil, err
 	}
 	return sa, nil
 }
@@ -188,4 +197,11 @@ func (b *backend) deleteWALQuietly(ctx context.Context, s logical.Storage, walID
 	if err := framework.DeleteWAL(ctx, s, walID); err != nil {
 		b.Logger().Warn("could not delete WAL entry; rollback will clear it", "wal_id", walID, "error", err)
 	}
+}
+
+// createTimeLimit caps a create call below the WAL rollback age, so rollback
+// never acts on an entry whose create may still succeed. Factory refuses
+// ages too short for any create (backend.go).
+func (b *backend) createTimeLimit() time.Duration {
+	return max(b.WALRollbackMinAge-createCommitMargin, time.Second)
 }

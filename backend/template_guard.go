@@ -3,6 +3,7 @@ package backend
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"text/template/parse"
 )
 
@@ -109,6 +110,9 @@ func (w *templateWalker) node(n parse.Node) {
 		}
 	case *parse.ChainNode:
 		w.node(n.Node)
+		if len(n.Field) > 0 {
+			w.fail("unknown variable %s: a name_template may use %s", n.String(), nameTemplateVariables)
+		}
 	case *parse.IdentifierNode:
 		w.calls++
 		if n.Ident == "replace" {
@@ -119,7 +123,18 @@ func (w *templateWalker) node(n parse.Node) {
 		if err != nil || v < -maxTemplateNumber || v > maxTemplateNumber {
 			w.fail("number %s is out of range (at most %d)", n.Text, maxTemplateNumber)
 		}
-	case *parse.StringNode, *parse.TextNode, *parse.FieldNode, *parse.VariableNode, *parse.DotNode,
+	case *parse.FieldNode:
+		w.fields(n.Ident)
+	case *parse.VariableNode:
+		// $ is the data itself; $x is a variable bound by with, a string.
+		if len(n.Ident) > 1 {
+			if n.Ident[0] == "$" {
+				w.fields(n.Ident[1:])
+			} else {
+				w.fail("unknown variable %s: a name_template may use %s", n.String(), nameTemplateVariables)
+			}
+		}
+	case *parse.StringNode, *parse.TextNode, *parse.DotNode,
 		*parse.BoolNode, *parse.NilNode, *parse.CommentNode:
 	case *parse.RangeNode:
 		w.fail("must not use range")
@@ -128,6 +143,19 @@ func (w *templateWalker) node(n parse.Node) {
 	default:
 		w.fail("must not use %T", n)
 	}
+}
+
+// fields checks a field chain such as .RoleName against nameTemplateData,
+// so a misspelt variable is refused with the list of valid ones rather than
+// an error naming the engine's internal Go type.
+func (w *templateWalker) fields(ident []string) {
+	if len(ident) == 1 {
+		switch ident[0] {
+		case "RoleName", "DisplayName", "MountAccessor":
+			return
+		}
+	}
+	w.fail("unknown variable .%s: a name_template may use %s", strings.Join(ident, "."), nameTemplateVariables)
 }
 
 // boundInput truncates a template variable to maxTemplateInput bytes,
