@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -44,6 +45,15 @@ type openaiConfig struct {
 	PendingKeyDeletions    []string                                      `json:"pending_key_deletions,omitempty"`
 	Rotation               automatedrotationutil.AutomatedRotationParams `json:"rotation"`
 	RotationManagedByVault bool                                          `json:"rotation_managed_by_vault,omitempty"`
+	// AdminAPIKeyCreatedAt is the current key's creation at OpenAI (0: unknown),
+	// so the lifetime of a key with an expiry is known (rotation.go).
+	AdminAPIKeyCreatedAt int64 `json:"admin_api_key_created_at,omitempty"`
+	// AdminAPIKeyCreatedByEngine: the current key came from a rotation, so
+	// nothing outside this mount can be using it (supplied_key.go).
+	AdminAPIKeyCreatedByEngine bool `json:"admin_api_key_created_by_engine,omitempty"`
+	// KeepSuppliedKeyOnRotate is delete_supplied_key_on_rotate=false, stored
+	// inverted so configs from before it existed keep deleting.
+	KeepSuppliedKeyOnRotate bool `json:"keep_supplied_key_on_rotate,omitempty"`
 
 	// RetryBudget bounds one call's retries; 0 means defaultRetryBudget (config_retry.go).
 	RetryBudget time.Duration `json:"retry_budget,omitempty"`
@@ -135,6 +145,9 @@ func pathConfig(b *backend) *framework.Path {
 		HelpDescription: pathConfigHelp,
 	}
 	automatedrotationutil.AddAutomatedRotationFields(p.Fields)
+	describeRotationFields(p.Fields)
+	addSuppliedKeyFields(p.Fields)
+	addConfigGuardFields(p.Fields)
 	addTidyConfigFields(p.Fields)
 	addRetryConfigFields(p.Fields)
 	return p
@@ -149,8 +162,20 @@ admin_api_key replaces the old one.
 Rotation: rotation_period (or rotation_schedule, cron) rotates the admin key
 automatically. On Vault Enterprise the schedule is registered with Vault's
 rotation manager; on Community Edition the engine runs it itself from its
-periodic function on the active node. Read shows last_rotated,
-next_rotation and any old keys still pending deletion.
+periodic function on the active node. Whoever owns the schedule, and even
+with disable_automated_rotation, the engine rotates a key that has an expiry
+when a fifth of its lifetime is left, so it never expires in use. Read shows
+admin_api_key_expires_at, last_rotated, next_rotation and any old keys still
+pending deletion.
+
+Rotation deletes the old key at OpenAI. A key you supplied may be shared with
+another mount, cluster or tool: set delete_supplied_key_on_rotate=false to
+keep it (keys the engine created itself are always deleted).
+
+Changing base_url or organization_id, or writing an admin key that cannot see
+the projects of keys this mount issued, is refused while such keys are live
+(they could no longer be revoked), unless force=true. Delete is refused the
+same way, and while WAL rollbacks still need the admin key.
 `
 
 func getConfig(ctx context.Context, s logical.Storage) (*openaiConfig, error) {
@@ -205,6 +230,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 		data["admin_api_key_expires_at"] = formatTime(time.Unix(cfg.AdminAPIKeyExpiresAt, 0))
 	}
 	cfg.Rotation.PopulateAutomatedRotationData(data)
+	addSuppliedKeyData(cfg, data)
 	addTidyConfigData(cfg, data)
 	addRetryConfigData(cfg, data)
 	return &logical.Response{Data: data}, nil
@@ -225,7 +251,11 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err != nil {
 		return nil, err
 	}
-	if cfg == nil {
+	var old *openaiConfig
+	if cfg != nil {
+		stored := *cfg
+		old = &stored
+	} else {
 		cfg = &openaiConfig{BaseURL: defaultBaseURL, RequestTimeout: defaultRequestTimeout, MaxRetries: defaultMaxRetries}
 	}
 	keyChanged := false
@@ -313,14 +343,28 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if resp := parseRetryConfig(cfg, d); resp != nil {
 		return resp, nil
 	}
+	parseSuppliedKeyConfig(cfg, d)
 	if keyChanged || cfg.KeySetAt.IsZero() {
 		cfg.KeySetAt = time.Now().UTC().Truncate(time.Second)
+	}
+	if keyChanged {
+		cfg.AdminAPIKeyCreatedByEngine = false // written by an operator
 	}
 	if req.MountPoint != "" {
 		cfg.MountLabel = strings.Trim(req.MountPoint, "/")
 	}
 
-	if resp, err := b.verifyAdminKey(ctx, cfg); resp != nil || err != nil {
+	if resp, err := refuseConfigMove(ctx, req, d, old, cfg); resp != nil || err != nil {
+		return resp, err
+	}
+	if _, ok := d.GetOk("admin_api_key_id"); !ok && old != nil && (old.BaseURL != cfg.BaseURL || old.OrganizationID != cfg.OrganizationID) {
+		cfg.AdminAPIKeyID = "" // looked up again where config now points
+	}
+	client := b.newClient(cfg.clientSettings())
+	if resp, err := b.verifyAdminKey(ctx, cfg, client); resp != nil || err != nil {
+		return resp, err
+	}
+	if resp, err := refuseUnseeingKey(ctx, req, d, old, cfg, client); resp != nil || err != nil {
 		return resp, err
 	}
 	if rotationChanged {
@@ -338,47 +382,77 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 }
 
 // verifyAdminKey proves the key authenticates and pins its id, so a bad key
-// is refused at write time rather than on the first issue.
-func (b *backend) verifyAdminKey(ctx context.Context, cfg *openaiConfig) (*logical.Response, error) {
-	client := b.newClient(cfg.clientSettings())
+// is refused at write time rather than on the first issue. Operator mistakes
+// come back as 4xx naming the field; only OpenAI's own failures do not.
+func (b *backend) verifyAdminKey(ctx context.Context, cfg *openaiConfig, client adminClient) (*logical.Response, error) {
 	if cfg.AdminAPIKeyID != "" {
 		k, err := client.GetAdminAPIKey(ctx, cfg.AdminAPIKeyID)
 		switch {
-		case isAuthError(err):
-			return logical.ErrorResponse("admin_api_key was rejected by OpenAI: %s", err), nil
 		case isNotFound(err):
+			// Either the id is wrong or there is no Admin API at base_url:
+			// the list (which needs no id) tells which.
+			if lerr := client.ListAdminAPIKeys(ctx, func(adminAPIKey) bool { return false }); isNotFound(lerr) {
+				return noAdminAPIAt(cfg.BaseURL, lerr), nil
+			}
 			return logical.ErrorResponse("admin_api_key_id %q was not found at OpenAI", cfg.AdminAPIKeyID), nil
 		case err != nil:
-			return nil, fmt.Errorf("verify admin_api_key: %w", err)
+			return upstreamConfigError("verify admin_api_key", err)
 		case !redactedMatches(k.RedactedValue, cfg.AdminAPIKey):
 			return logical.ErrorResponse("admin_api_key_id %q belongs to a different key than admin_api_key", cfg.AdminAPIKeyID), nil
 		}
 		cfg.AdminAPIKeyExpiresAt = k.ExpiresAt
+		cfg.AdminAPIKeyCreatedAt = k.CreatedAt
 		return nil, nil
 	}
 
 	var matches []string
-	var expiresAt int64
+	var found adminAPIKey
 	err := client.ListAdminAPIKeys(ctx, func(k adminAPIKey) bool {
 		if redactedMatches(k.RedactedValue, cfg.AdminAPIKey) {
 			matches = append(matches, k.ID)
-			expiresAt = k.ExpiresAt
+			found = k
 		}
 		return true
 	})
 	switch {
-	case isAuthError(err):
-		return logical.ErrorResponse("admin_api_key was rejected by OpenAI: %s", err), nil
+	case isNotFound(err):
+		return noAdminAPIAt(cfg.BaseURL, err), nil
 	case err != nil:
-		return nil, fmt.Errorf("verify admin_api_key: %w", err)
+		return upstreamConfigError("verify admin_api_key", err)
 	case len(matches) == 0:
 		return logical.ErrorResponse("admin_api_key authenticated but is not in the organization's admin key list; set admin_api_key_id"), nil
 	case len(matches) > 1:
 		return logical.ErrorResponse("admin_api_key matches %d admin keys by redacted value (%s); set admin_api_key_id", len(matches), strings.Join(matches, ", ")), nil
 	}
 	cfg.AdminAPIKeyID = matches[0]
-	cfg.AdminAPIKeyExpiresAt = expiresAt
+	cfg.AdminAPIKeyExpiresAt = found.ExpiresAt
+	cfg.AdminAPIKeyCreatedAt = found.CreatedAt
 	return nil, nil
+}
+
+// noAdminAPIAt: the admin key list itself answered 404, so base_url does
+// not lead to OpenAI's Admin API (a /v2 or a missing /v1, a proxy path).
+func noAdminAPIAt(baseURL string, err error) *logical.Response {
+	return logical.ErrorResponse("base_url: %s answered 404 to the admin key list (%s): no OpenAI Admin API there; OpenAI's is %s", baseURL, err, defaultBaseURL)
+}
+
+// upstreamConfigError turns a failed OpenAI call made while checking config
+// into what the operator can act on: a rejected key or a refused lookup is
+// theirs to fix (400 naming the field), throttling is a 429 "retry later",
+// an unreachable base_url a 502 naming it. Other failures stay errors.
+func upstreamConfigError(what string, err error) (*logical.Response, error) {
+	switch {
+	case isAuthError(err):
+		return logical.ErrorResponse("admin_api_key was rejected by OpenAI: %s", err), nil
+	case isThrottled(err):
+		return nil, logical.CodedError(http.StatusTooManyRequests, fmt.Sprintf("%s: rate limited by OpenAI, retry later: %s", what, err))
+	case isBadRequest(err), isClientError(err):
+		return logical.ErrorResponse("%s: OpenAI refused the request (%s): check admin_api_key_id, organization_id and base_url", what, err), nil
+	case isUnreachable(err):
+		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("%s: base_url: %s", what, err))
+	default:
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
 }
 
 // redactedMatches reports whether key fits OpenAI's redacted form of a key,
@@ -439,4 +513,23 @@ func isLoopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// describeRotationFields replaces the generic help of the automated rotation
+// fields (written for database usernames) with what they do here.
+func describeRotationFields(fields map[string]*framework.FieldSchema) {
+	desc := map[string]string{
+		"rotation_period": "Rotate the admin key this often (seconds or a duration such as 720h; at least 1m, 0 turns it off). " +
+			"Mutually exclusive with rotation_schedule. A key with an expiry is also rotated when a fifth of its lifetime is left.",
+		"rotation_schedule": "Cron schedule on which to rotate the admin key, e.g. \"0 3 * * SAT\". Mutually exclusive with rotation_period.",
+		"rotation_window":   "With rotation_schedule: how long after the scheduled time a rotation may still start (Vault Enterprise).",
+		"disable_automated_rotation": "Turn scheduled rotation of the admin key off. A key with an expiry is still rotated " +
+			"when a fifth of its lifetime is left, so it never expires in use.",
+		"rotation_policy": "Vault Enterprise rotation manager policy for retrying failed scheduled rotations.",
+	}
+	for name, d := range desc {
+		if f, ok := fields[name]; ok {
+			f.Description = d
+		}
+	}
 }

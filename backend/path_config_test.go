@@ -13,14 +13,14 @@ func TestConfig_WriteReadNeverShowsKey(t *testing.T) {
 	e.mustOK(logical.CreateOperation, "config", map[string]interface{}{
 		"admin_api_key":   "  " + e.fake.AdminKey() + "\n",
 		"base_url":        e.url + "/",
-		"organization_id": "org-123",
+		"organization_id": "org-fake", // the fake's organization
 		"request_timeout": "10s",
 		"max_retries":     3,
 	})
 	resp := e.mustOK(logical.ReadOperation, "config", nil)
 	want := map[string]interface{}{
 		"admin_api_key_id": e.fake.AdminKeyID(),
-		"organization_id":  "org-123",
+		"organization_id":  "org-fake",
 		"base_url":         e.url,
 		"request_timeout":  int64(10),
 		"max_retries":      3,
@@ -46,7 +46,7 @@ func TestConfig_Defaults(t *testing.T) {
 	e := newTestEnv(t)
 	e.mustOK(logical.CreateOperation, "config", map[string]interface{}{"admin_api_key": e.fake.AdminKey(), "base_url": e.url})
 	resp := e.mustOK(logical.ReadOperation, "config", nil)
-	if resp.Data["request_timeout"] != int64(30) || resp.Data["max_retries"] != defaultMaxRetries {
+	if resp.Data["request_timeout"] != int64(30) || resp.Data["max_retries"] != maxRetriesUnset {
 		t.Fatalf("defaults: %v", resp.Data)
 	}
 }

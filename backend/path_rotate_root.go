@@ -30,10 +30,16 @@ func pathRotateRoot(b *backend) *framework.Path {
 
 const pathRotateRootHelp = `
 Creates a new admin API key named after this mount, verifies that it
-authenticates, stores it, then deletes the old key. A crash at any step is
-settled by WAL rollback: forward if the new key was stored, back otherwise.
-If the old key cannot be deleted yet, its id is kept in config as pending and
-deletion is retried periodically. Returns the new admin_api_key_id.
+authenticates, stores it, then deletes the old key AT OPENAI. A crash at any
+step is settled by WAL rollback: forward if the new key was stored, back
+otherwise. If the old key cannot be deleted yet, its id is kept in config as
+pending and deletion is retried periodically. Returns the new admin_api_key_id.
+
+The first rotation deletes the key you wrote to config. If that key is shared
+with another mount, Vault cluster or tool, they lose access: write config with
+delete_supplied_key_on_rotate=false first, and the supplied key is kept (it
+keeps working, and deleting it is then yours to do). Keys created by earlier
+rotations are only used by this mount and are always deleted.
 `
 
 func (b *backend) pathRotateRoot(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
@@ -48,6 +54,10 @@ func (b *backend) pathRotateRoot(ctx context.Context, req *logical.Request, _ *f
 		"admin_api_key_id": res.KeyID,
 		"last_rotated":     formatTime(res.LastRotated),
 	}}
+	if res.OldKeyKept {
+		resp.Data["old_admin_api_key_kept"] = res.OldKeyID
+		resp.AddWarning("the old admin key " + res.OldKeyID + " was supplied to config and delete_supplied_key_on_rotate is false: it still works at OpenAI; delete it there once nothing else uses it")
+	}
 	if res.OldKeyPending {
 		resp.AddWarning("the old admin key could not be deleted yet; it is listed in config as pending and deletion is retried periodically")
 	}

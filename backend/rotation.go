@@ -27,6 +27,9 @@ type walAdminKeyRotation struct {
 	NewKeyName string `json:"new_key_name" mapstructure:"new_key_name"`
 	NewKeyID   string `json:"new_key_id,omitempty" mapstructure:"new_key_id"`
 	CreatedAt  int64  `json:"created_at" mapstructure:"created_at"`
+	// KeepOldKey: the old key was supplied and delete_supplied_key_on_rotate
+	// is false, so rolling forward must not delete it (supplied_key.go).
+	KeepOldKey bool `json:"keep_old_key,omitempty" mapstructure:"keep_old_key"`
 }
 
 // rotationWALGiveUpAfter bounds how long a rotation rollback that keeps
@@ -53,6 +56,9 @@ type rotationResult struct {
 	LastRotated time.Time
 	// OldKeyPending is set when the old key could not be deleted yet.
 	OldKeyPending bool
+	// OldKeyKept: the old key was supplied and is kept (supplied_key.go).
+	OldKeyKept bool
+	OldKeyID   string
 }
 
 // rotateRoot replaces the admin key: create, verify, persist, delete the old.
@@ -71,10 +77,11 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*rotationR
 	}
 	oldClient := b.newClient(cfg.clientSettings())
 	oldKeyID := cfg.AdminAPIKeyID
+	keepOld := !cfg.deleteOldKeyOnRotate()
 	name := rotatedKeyName(cfg.MountLabel)
 
 	walID, err := framework.PutWAL(ctx, s, walKindAdminKeyRotation, &walAdminKeyRotation{
-		OldKeyID: oldKeyID, NewKeyName: name, CreatedAt: time.Now().Unix(),
+		OldKeyID: oldKeyID, NewKeyName: name, CreatedAt: time.Now().Unix(), KeepOldKey: keepOld,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("write WAL entry: %w", err)
@@ -82,7 +89,10 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*rotationR
 
 	newKey, newValue, err := oldClient.CreateAdminAPIKey(ctx, name, int64(cfg.AdminAPIKeyTTL.Seconds()))
 	if err != nil {
-		if isClientError(err) {
+		// A refusal creates nothing, unless an earlier attempt of the same
+		// call may have (a 5xx or a lost response before a 401 after a
+		// concurrent change): then the entry stays for rollback to settle.
+		if isClientError(err) && !mayHaveCreated(err) {
 			b.deleteWALQuietly(ctx, s, walID)
 		}
 		if isAuthError(err) {
@@ -93,7 +103,7 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*rotationR
 
 	// Record the id so a rollback deletes exactly this key.
 	if id, err := framework.PutWAL(ctx, s, walKindAdminKeyRotation, &walAdminKeyRotation{
-		OldKeyID: oldKeyID, NewKeyName: name, NewKeyID: newKey.ID, CreatedAt: time.Now().Unix(),
+		OldKeyID: oldKeyID, NewKeyName: name, NewKeyID: newKey.ID, CreatedAt: time.Now().Unix(), KeepOldKey: keepOld,
 	}); err == nil {
 		b.deleteWALQuietly(ctx, s, walID)
 		walID = id
@@ -103,6 +113,8 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*rotationR
 	newCfg.AdminAPIKey = newValue
 	newCfg.AdminAPIKeyID = newKey.ID
 	newCfg.AdminAPIKeyExpiresAt = newKey.ExpiresAt
+	newCfg.AdminAPIKeyCreatedAt = newKey.CreatedAt
+	newCfg.AdminAPIKeyCreatedByEngine = true
 	newClient := b.newClient(newCfg.clientSettings())
 
 	if err := verifyNewAdminKey(ctx, newClient, newKey.ID); err != nil {
@@ -113,7 +125,7 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*rotationR
 	now := time.Now().UTC().Truncate(time.Second)
 	newCfg.LastRotated = now
 	newCfg.KeySetAt = now
-	if oldKeyID != "" {
+	if oldKeyID != "" && !keepOld {
 		newCfg.PendingKeyDeletions = appendUnique(newCfg.PendingKeyDeletions, oldKeyID)
 	}
 	if err := putConfig(ctx, s, &newCfg); err != nil {
@@ -124,14 +136,14 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*rotationR
 
 	// From here the rotation has happened; the old key's deletion is retried
 	// from the periodic function until it succeeds.
-	result := &rotationResult{KeyID: newKey.ID, LastRotated: now}
+	result := &rotationResult{KeyID: newKey.ID, LastRotated: now, OldKeyKept: keepOld && oldKeyID != "", OldKeyID: oldKeyID}
 	b.deleteTwinAdminKeys(ctx, newClient, name, newKey.ID)
 	if err := b.deletePendingAdminKeys(ctx, s, newClient, &newCfg); err != nil {
 		result.OldKeyPending = true
 		b.Logger().Warn("old admin key not deleted yet; will retry", "admin_api_key_id", oldKeyID, "error", err)
 	}
 	b.deleteWALQuietly(ctx, s, walID)
-	b.Logger().Info("admin key rotated", "admin_api_key_id", newKey.ID, "old_admin_api_key_id", oldKeyID)
+	b.Logger().Info("admin key rotated", "admin_api_key_id", newKey.ID, "old_admin_api_key_id", oldKeyID, "old_key_kept", result.OldKeyKept)
 	return result, nil
 }
 
@@ -210,7 +222,7 @@ func (b *backend) rollbackAdminKeyRotation(ctx context.Context, s logical.Storag
 
 	if entry.NewKeyID != "" && cfg.AdminAPIKeyID == entry.NewKeyID {
 		// Persisted before the crash: roll forward.
-		if entry.OldKeyID != "" {
+		if entry.OldKeyID != "" && !entry.KeepOldKey {
 			cfg.PendingKeyDeletions = appendUnique(cfg.PendingKeyDeletions, entry.OldKeyID)
 		}
 		b.deleteTwinAdminKeys(ctx, client, entry.NewKeyName, entry.NewKeyID)
@@ -286,10 +298,10 @@ func appendUnique(list []string, v string) []string {
 	return append(list, v)
 }
 
-// nextRotation is when the engine's own schedule next rotates, or zero if it
-// never does. It honours rotation_period or rotation_schedule, and rotates
-// early enough before a key with an expiry dies.
-func (c *openaiConfig) nextRotation() time.Time {
+// scheduledRotation is when the engine's own schedule (rotation_period or
+// rotation_schedule) next rotates, or zero when it has none: none set,
+// disable_automated_rotation, or Vault's rotation manager owns it.
+func (c *openaiConfig) scheduledRotation() time.Time {
 	if c.RotationManagedByVault || c.Rotation.DisableAutomatedRotation {
 		return time.Time{}
 	}
@@ -297,26 +309,57 @@ func (c *openaiConfig) nextRotation() time.Time {
 	if c.LastRotated.After(base) {
 		base = c.LastRotated
 	}
-	var next time.Time
 	switch {
 	case c.Rotation.RotationPeriod > 0:
-		next = base.Add(c.Rotation.RotationPeriod)
+		return base.Add(c.Rotation.RotationPeriod)
 	case c.Rotation.RotationSchedule != "":
 		if sched, err := rotation.DefaultScheduler.Parse(c.Rotation.RotationSchedule); err == nil {
-			next = sched.Next(base)
+			return sched.Next(base)
 		}
 	}
-	if c.AdminAPIKeyExpiresAt > 0 && c.AdminAPIKeyTTL > 0 {
-		early := time.Unix(c.AdminAPIKeyExpiresAt, 0).Add(-c.AdminAPIKeyTTL / rotateEarlyFraction)
-		if next.IsZero() || early.Before(next) {
-			next = early
-		}
+	return time.Time{}
+}
+
+// expiryRotation is when a key with an expiry must be rotated so it never
+// expires in use: a fifth of its lifetime before it ends. It applies
+// whoever owns the schedule, and with disable_automated_rotation, because
+// an expired admin key stops every revocation (and rotate-root) at once.
+// The lifetime is the key's own, from OpenAI's created_at when known (a
+// supplied key with its own expiry too), else from when config got it.
+func (c *openaiConfig) expiryRotation() time.Time {
+	if c.AdminAPIKeyExpiresAt <= 0 {
+		return time.Time{}
+	}
+	expires := time.Unix(c.AdminAPIKeyExpiresAt, 0)
+	start := time.Unix(c.AdminAPIKeyCreatedAt, 0)
+	switch {
+	case c.AdminAPIKeyCreatedAt > 0:
+	case c.AdminAPIKeyCreatedByEngine && c.AdminAPIKeyTTL > 0:
+		start = expires.Add(-c.AdminAPIKeyTTL)
+	default:
+		start = c.KeySetAt
+	}
+	life := expires.Sub(start)
+	if life < 0 {
+		life = 0
+	}
+	return expires.Add(-life / rotateEarlyFraction)
+}
+
+// nextRotation is when the engine next rotates on its own, or zero if never.
+func (c *openaiConfig) nextRotation() time.Time {
+	next, early := c.scheduledRotation(), c.expiryRotation()
+	if next.IsZero() || (!early.IsZero() && early.Before(next)) {
+		return early
 	}
 	return next
 }
 
-// rotateIfDue is the engine's own schedule, run from PeriodicFunc. On
-// Enterprise, where Vault's rotation manager owns the schedule, it is idle.
+// rotateIfDue runs from PeriodicFunc on the active node: the engine's own
+// schedule (idle on Enterprise, where Vault's rotation manager owns it) and,
+// always, rotation ahead of the key's expiry. A rotation that fails is
+// retried on every tick but logged once per key: the state lasts, and an
+// error returned here would be logged by Vault every minute.
 func (b *backend) rotateIfDue(ctx context.Context, s logical.Storage) error {
 	cfg, err := getConfig(ctx, s)
 	if err != nil || cfg == nil {
@@ -324,18 +367,31 @@ func (b *backend) rotateIfDue(ctx context.Context, s logical.Storage) error {
 	}
 	if len(cfg.PendingKeyDeletions) > 0 {
 		if err := b.retryPendingDeletions(ctx, s); err != nil {
-			b.Logger().Warn("old admin key deletion still failing", "error", err)
+			b.warnOnce("pending-deletions", "old admin key deletion still failing; retried every minute", "error", err)
+		} else {
+			b.forgetWarning("pending-deletions")
 		}
 	}
-	next := cfg.nextRotation()
-	if next.IsZero() || time.Now().Before(next) {
+	now := time.Now()
+	sched, early := cfg.scheduledRotation(), cfg.expiryRotation()
+	dueSched := !sched.IsZero() && !now.Before(sched)
+	dueExpiry := !early.IsZero() && !now.Before(early)
+	if !dueSched && !dueExpiry {
 		return nil
 	}
 	res, err := b.rotateRoot(ctx, s)
 	if err != nil {
-		return fmt.Errorf("scheduled admin key rotation: %w", err)
+		if dueExpiry {
+			b.warnOnce("rotate:"+cfg.AdminAPIKeyID, "the admin key expires soon and the engine cannot rotate it; once it expires no lease can be revoked: write a working admin_api_key to config before then",
+				"admin_api_key_id", cfg.AdminAPIKeyID, "expires_at", formatTime(time.Unix(cfg.AdminAPIKeyExpiresAt, 0)), "error", err)
+		} else {
+			b.warnOnce("rotate:"+cfg.AdminAPIKeyID, "scheduled admin key rotation failed; retried every minute",
+				"admin_api_key_id", cfg.AdminAPIKeyID, "error", err)
+		}
+		return nil
 	}
-	b.Logger().Info("scheduled admin key rotation done", "admin_api_key_id", res.KeyID)
+	b.forgetWarning("rotate:" + cfg.AdminAPIKeyID)
+	b.Logger().Info("admin key rotated by the engine", "admin_api_key_id", res.KeyID, "ahead_of_expiry", dueExpiry && !dueSched)
 	return nil
 }
 

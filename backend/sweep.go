@@ -81,7 +81,10 @@ func (r *sweepReport) logArgs() []interface{} {
 		"dry_run", r.DryRun, "records", r.Records, "stale", r.Stale, "key_expired", r.KeyExpired,
 		"deleted", r.Deleted, "already_gone", r.AlreadyGone, "not_ours", r.NotOurs, "failed", r.Failed,
 		"untracked_marked", r.UntrackedMarked, "projects_listed", r.ProjectsListed,
-		"incomplete", r.Incomplete, "reason", r.Reason, "duration", r.Took.Round(time.Millisecond),
+		"incomplete", r.Incomplete, "reason", r.Reason,
+		// Milliseconds as an integer: a time.Duration crosses the plugin's
+		// log channel as a float of nanoseconds (duration="2e+06").
+		"duration_ms", r.Took.Milliseconds(),
 	}
 }
 
@@ -358,10 +361,6 @@ func addTidyConfigFields(fields map[string]*framework.FieldSchema) {
 			"0 disables the schedule; checked on Vault's one-minute tick. Default 1h.",
 		DisplayAttrs: &framework.DisplayAttributes{Name: "Tidy interval"},
 	}
-	fields["force"] = &framework.FieldSchema{
-		Type:        framework.TypeBool,
-		Description: "On delete: remove config even though keys issued by this mount are still live; their revocations will then fail.",
-	}
 }
 
 func (c *openaiConfig) tidyInterval() time.Duration {
@@ -387,21 +386,4 @@ func parseTidyConfig(cfg *openaiConfig, d *framework.FieldData) *logical.Respons
 
 func addTidyConfigData(cfg *openaiConfig, data map[string]interface{}) {
 	data["tidy_interval"] = int64(cfg.tidyInterval().Seconds())
-}
-
-// refuseConfigDelete keeps the admin key while keys it issued may still be
-// live: without it their revocations could never succeed.
-func refuseConfigDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if force, _ := d.GetOk("force"); force == true {
-		return nil, nil
-	}
-	live, err := countLiveAccountRecords(ctx, req.Storage, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	if live == 0 {
-		return nil, nil
-	}
-	return logical.ErrorResponse("refusing to delete config: %d key(s) issued by this mount are still live and need the admin key to be revoked; "+
-		"revoke their leases first (vault lease revoke -prefix <mount>/creds/), or delete with force=true", live), nil
 }
