@@ -56,7 +56,7 @@ func pathRoles(b *backend) []*framework.Path {
 			Fields: map[string]*framework.FieldSchema{
 				"name": {
 					Type:        framework.TypeLowerCaseString,
-					Description: "Name of the role.",
+					Description: "Name of the role: letters, digits, '-', '_' and '.', at most 128 characters, no \"..\"; stored lowercased (App and app are the same role).",
 					Required:    true,
 				},
 				"project_id": {
@@ -117,7 +117,40 @@ func (b *backend) roleLock(name string) *locksutil.LockEntry {
 	return locksutil.LockForKey(b.roleLocks, name)
 }
 
+// maxRoleNameLength keeps a role's storage key within what every storage
+// backend accepts: file storage makes the name a file name (255 bytes).
+const maxRoleNameLength = 128
+
+// roleNameProblem says why a name the path pattern admits can never be a
+// role, or "" when it can. framework.GenericNameRegex admits "a..b", but
+// Vault's storage refuses any key containing ".." ("relative paths not
+// supported"), which surfaced as a 500; so every role handler asks this
+// first and answers 400 naming the field.
+func roleNameProblem(name string) string {
+	switch {
+	case strings.Contains(name, ".."):
+		return fmt.Sprintf("name %q must not contain \"..\"", name)
+	case len(name) > maxRoleNameLength:
+		return fmt.Sprintf("name must be at most %d characters (got %d)", maxRoleNameLength, len(name))
+	}
+	return ""
+}
+
+// roleNameError is roleNameProblem as a 400 response, or nil.
+func roleNameError(name string) *logical.Response {
+	if p := roleNameProblem(name); p != "" {
+		return logical.ErrorResponse(p)
+	}
+	return nil
+}
+
+// getRole returns nil for a name that can never be stored (see
+// roleNameProblem) without asking storage, so lookups of such names behave
+// like any other unknown role instead of failing.
 func getRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
+	if roleNameProblem(name) != "" {
+		return nil, nil
+	}
 	entry, err := s.Get(ctx, roleStoragePrefix+name)
 	if err != nil {
 		return nil, fmt.Errorf("read role %q: %w", name, err)
@@ -146,7 +179,11 @@ func (b *backend) pathRoleList(ctx context.Context, req *logical.Request, _ *fra
 }
 
 func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	role, err := getRole(ctx, req.Storage, d.Get("name").(string))
+	name := d.Get("name").(string)
+	if resp := roleNameError(name); resp != nil {
+		return resp, nil
+	}
+	role, err := getRole(ctx, req.Storage, name)
 	if err != nil || role == nil {
 		return nil, err
 	}
@@ -160,6 +197,9 @@ func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *fra
 
 func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
+	if resp := roleNameError(name); resp != nil {
+		return resp, nil
+	}
 	lock := b.roleLock(name)
 	lock.Lock()
 	defer lock.Unlock()
@@ -267,6 +307,9 @@ func (b *backend) checkProject(ctx context.Context, s logical.Storage, projectID
 
 func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
+	if resp := roleNameError(name); resp != nil {
+		return resp, nil
+	}
 	lock := b.roleLock(name)
 	lock.Lock()
 	defer lock.Unlock()

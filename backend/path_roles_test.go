@@ -1,6 +1,9 @@
 package backend
 
 import (
+	"context"
+	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"testing"
@@ -72,7 +75,6 @@ func TestRoles_BadInput(t *testing.T) {
 		{"path in project", "roles/r", map[string]interface{}{"project_id": "proj_x/../../admin_api_keys"}, "project_id"},
 		{"bad template syntax", "roles/r", map[string]interface{}{"project_id": fakeopenai.ProjectActive, "name_template": "{{ .RoleName"}, "name_template"},
 		{"unknown template field", "roles/r", map[string]interface{}{"project_id": fakeopenai.ProjectActive, "name_template": "{{ .Nope }}-{{ random 5 }}"}, "name_template"},
-		{"template not unique", "roles/r", map[string]interface{}{"project_id": fakeopenai.ProjectActive, "name_template": "{{ .RoleName }}"}, "unique"},
 		{"template renders empty", "roles/r", map[string]interface{}{"project_id": fakeopenai.ProjectActive, "name_template": "!!!"}, "name_template"},
 		{"ttl over max", "roles/r", map[string]interface{}{"project_id": fakeopenai.ProjectActive, "ttl": "2h", "max_ttl": "1h"}, "ttl"},
 		{"negative ttl", "roles/r", map[string]interface{}{"project_id": fakeopenai.ProjectActive, "ttl": -10}, "ttl"},
@@ -137,5 +139,80 @@ func TestNameTemplate_DefaultRenders(t *testing.T) {
 	}
 	if !strings.HasPrefix(name, "vault-app-userpass-alice-") || len(name) > maxNameLength {
 		t.Fatalf("default name %q", name)
+	}
+}
+
+// Names the path pattern admits but Vault's storage refuses ("..": relative
+// paths not supported) or that no storage backend can hold (over 128
+// characters) are a 400 naming the field on every path that takes a role name,
+// never a 500. Storage is wrapped in a logical.StorageView, which refuses ".."
+// keys as Vault's barrier does (the bare in-memory storage accepts them).
+func TestRoles_UnstorableNamesAre400(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	e.storage = logical.NewStorageView(e.storage, "")
+	long := strings.Repeat("n", maxRoleNameLength+1)
+	names := []string{"bad..name", "a..b", "x...y", "BAD..Name", long}
+	ops := []struct {
+		op   logical.Operation
+		path string
+		data map[string]interface{}
+	}{
+		{logical.UpdateOperation, "roles/", map[string]interface{}{"project_id": fakeopenai.ProjectActive}},
+		{logical.CreateOperation, "roles/", map[string]interface{}{"project_id": fakeopenai.ProjectActive}},
+		{logical.ReadOperation, "roles/", nil},
+		{logical.DeleteOperation, "roles/", nil},
+		{logical.ReadOperation, "creds/", nil},
+		{logical.UpdateOperation, "creds/", map[string]interface{}{"ttl": "5m"}},
+	}
+	for _, name := range names {
+		for _, o := range ops {
+			path := o.path + name
+			label := fmt.Sprintf("%s %s", o.op, path)
+			if len(label) > 60 {
+				label = label[:60] + "..."
+			}
+			req := &logical.Request{Operation: o.op, Path: path, Data: o.data, Storage: e.storage}
+			// Vault runs the existence check before create/update; an error there
+			// is a 500 of its own.
+			if o.op == logical.UpdateOperation || o.op == logical.CreateOperation {
+				if _, _, err := e.b.HandleExistenceCheck(context.Background(), req); err != nil {
+					t.Errorf("%s: existence check failed: %v", label, err)
+				}
+			}
+			resp, err := e.b.HandleRequest(context.Background(), req)
+			code, rerr := logical.RespondErrorCommon(req, resp, err)
+			if code != http.StatusBadRequest || rerr == nil {
+				t.Errorf("%s: status %d (%v), want 400", label, code, rerr)
+				continue
+			}
+			if !strings.Contains(rerr.Error(), "name") {
+				t.Errorf("%s: error %q does not name the field", label, rerr)
+			}
+		}
+	}
+	if n := len(e.fake.LiveAccounts()); n != 0 {
+		t.Fatalf("%d accounts created for unstorable role names", n)
+	}
+	// The longest allowed name still works end to end.
+	ok := strings.Repeat("n", maxRoleNameLength)
+	e.writeRole(ok, map[string]interface{}{})
+	e.mustOK(logical.ReadOperation, "creds/"+ok, nil)
+}
+
+// Names the pattern does not admit at all ("..", "a/..", "../x") never reach a
+// handler: Vault answers them as unsupported paths (404), not 500.
+func TestRoles_DotDotPathsDoNotRoute(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	for _, path := range []string{"roles/..", "roles/a/..", "roles/../config", "creds/..", "creds/a/..", "creds/../roles/x"} {
+		for _, op := range []logical.Operation{logical.ReadOperation, logical.UpdateOperation, logical.DeleteOperation} {
+			req := &logical.Request{Operation: op, Path: path, Data: map[string]interface{}{"project_id": fakeopenai.ProjectActive}, Storage: logical.NewStorageView(e.storage, "")}
+			resp, err := e.b.HandleRequest(context.Background(), req)
+			code, _ := logical.RespondErrorCommon(req, resp, err)
+			if code < 400 || code >= 500 {
+				t.Errorf("%s %s: status %d (%v), want 4xx", op, path, code, err)
+			}
+		}
 	}
 }

@@ -35,7 +35,9 @@ func (c *roleCache) invalidate(name string) {
 
 // issueRole returns the role and its parsed template, from the cache or from
 // storage. A role whose stored template no longer parses is returned with
-// that error (tmplErr) and not cached.
+// that error (tmplErr) and not cached. A name storage cannot hold ("a..b",
+// see roleNameProblem) is no role (nil, nil): getRole never asks storage for
+// it, so the creds path answers 400 "unknown role" instead of a storage 500.
 func (b *backend) issueRole(ctx context.Context, s logical.Storage, name string) (role *roleEntry, tmpl *nameTemplate, tmplErr, err error) {
 	c := &b.roleCache
 	c.mu.RLock()
