@@ -257,46 +257,133 @@ func TestRotateRoot_ConcurrentRotationsSerialise(t *testing.T) {
 	e.assertOneWorkingAdminKey()
 }
 
+// gatedCreateClient holds the first create (or delete) it sees until
+// released, so a test can rotate the admin key while that call is in flight
+// with the old key: the exact window in which OpenAI answers 401.
+type gatedCreateClient struct {
+	adminClient
+	g *callGate
+}
+
+type callGate struct {
+	once     sync.Once
+	entered  chan struct{}
+	release  chan struct{}
+	firstErr error
+	gated    atomic.Bool
+}
+
+func newCallGate() *callGate {
+	return &callGate{entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+// hold runs call, holding it first if it is the first call through the gate.
+func (g *callGate) hold(call func() error) error {
+	first := false
+	g.once.Do(func() { first = true })
+	if !first {
+		return call()
+	}
+	close(g.entered)
+	<-g.release
+	err := call()
+	g.firstErr = err
+	g.gated.Store(true)
+	return err
+}
+
+func (c gatedCreateClient) CreateServiceAccount(ctx context.Context, projectID, name string, exp int64) (*serviceAccountKey, error) {
+	var sa *serviceAccountKey
+	err := c.g.hold(func() (err error) {
+		sa, err = c.adminClient.CreateServiceAccount(ctx, projectID, name, exp)
+		return err
+	})
+	return sa, err
+}
+
+type gatedDeleteClient struct {
+	adminClient
+	g *callGate
+}
+
+func (c gatedDeleteClient) DeleteServiceAccount(ctx context.Context, projectID, id string) error {
+	return c.g.hold(func() error { return c.adminClient.DeleteServiceAccount(ctx, projectID, id) })
+}
+
+// An issue or a revocation in flight when the admin key is rotated sends its
+// call with the old key, which rotation has just deleted: OpenAI answers 401.
+// The engine retries once with the new key instead of failing. The call is
+// held at the gate until the rotation is done, so the 401 happens every run.
 func TestRotateRoot_DuringIssuanceNoIssueFails(t *testing.T) {
-	e := newTestEnv(t)
-	e.configure()
-	e.writeRole("app", map[string]interface{}{})
-	stop := make(chan struct{})
-	var issued, failed atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
+	for _, op := range []string{"issue", "revoke"} {
+		t.Run(op, func(t *testing.T) {
+			e := newTestEnv(t)
+			e.fake.FailOnViolations(t)
+			e.configure()
+			e.writeRole("app", map[string]interface{}{})
+			var lease *logical.Response
+			if op == "revoke" {
+				lease = e.issue("app", nil)
+			}
+			g := newCallGate()
+			e.b.newClient = func(s clientSettings) adminClient {
+				if op == "issue" {
+					return gatedCreateClient{newSDKClient(s), g}
 				}
-				resp, err := e.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.ReadOperation, Path: "creds/app", Storage: e.storage, DisplayName: "load"})
-				if err != nil || resp.IsError() {
-					failed.Add(1)
-					t.Logf("issue failed during rotation: %v %v", err, resp)
-				} else {
-					issued.Add(1)
+				return gatedDeleteClient{newSDKClient(s), g}
+			}
+			e.b.resetClient()
+			e.fake.ResetCalls()
+
+			done := make(chan error, 1)
+			go func() {
+				if op == "issue" {
+					resp, err := e.do(logical.UpdateOperation, "creds/app", nil)
+					if err == nil && resp != nil && resp.IsError() {
+						err = resp.Error()
+					}
+					lease = resp
+					done <- err
+					return
+				}
+				done <- e.revoke(lease.Secret)
+			}()
+			select {
+			case <-g.entered:
+			case err := <-done:
+				t.Fatalf("%s finished without reaching OpenAI: %v", op, err)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s never reached OpenAI", op)
+			}
+			if _, err := e.rotate(); err != nil {
+				t.Fatalf("rotate: %v", err)
+			}
+			close(g.release)
+			if err := <-done; err != nil {
+				t.Fatalf("%s across a rotation failed: %v", op, err)
+			}
+			if !g.gated.Load() || !isAuthError(g.firstErr) {
+				t.Fatalf("the held call ended with %v, want a 401 for the rotated-away key: the window was missed", g.firstErr)
+			}
+			e.assertOneWorkingAdminKey()
+			live := e.liveAccountIDs()
+			switch op {
+			case "issue":
+				if len(live) != 1 || !live[saID(lease)] {
+					t.Fatalf("fake holds %v, want just the issued account", live)
+				}
+				if n := e.fake.Calls()[fakeopenai.OpCreateServiceAccount]; n != 2 {
+					t.Fatalf("%d creates at the fake, want 2 (the 401, then the retry)", n)
+				}
+			case "revoke":
+				if len(live) != 0 {
+					t.Fatalf("fake still holds %v after the revocation", live)
+				}
+				if n := e.fake.Calls()[fakeopenai.OpDeleteServiceAccount]; n != 2 {
+					t.Fatalf("%d deletes at the fake, want 2 (the 401, then the retry)", n)
 				}
 			}
-		}()
-	}
-	for i := 0; i < 3; i++ {
-		time.Sleep(100 * time.Millisecond)
-		e.mustOK(logical.UpdateOperation, "config/rotate-root", nil)
-	}
-	time.Sleep(100 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if failed.Load() != 0 || issued.Load() == 0 {
-		t.Fatalf("issued %d, failed %d across 3 rotations", issued.Load(), failed.Load())
-	}
-	e.assertOneWorkingAdminKey()
-	if n := len(e.fake.LiveAccounts()); int64(n) != issued.Load() {
-		t.Fatalf("fake holds %d accounts, %d issued", n, issued.Load())
+		})
 	}
 }
 
