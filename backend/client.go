@@ -311,9 +311,8 @@ func toAdminAPIKey(k openai.AdminAPIKey) adminAPIKey {
 // attempt may have created something. Each page of a list is a request of
 // its own with a fresh budget.
 type callGuard struct {
-	budget   time.Duration
-	deadline time.Time // the call context's, if any
-	cancel   context.CancelFunc
+	budget time.Duration
+	cancel context.CancelFunc
 
 	mu        sync.Mutex
 	start     time.Time // first attempt of the current request
@@ -327,9 +326,7 @@ type callGuard struct {
 // guard derives the call's context; done must be called when it returns.
 func (c *sdkClient) guard(ctx context.Context) (*callGuard, context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
-	g := &callGuard{budget: c.budget, cancel: cancel}
-	g.deadline, _ = ctx.Deadline()
-	return g, ctx, cancel
+	return &callGuard{budget: c.budget, cancel: cancel}, ctx, cancel
 }
 
 func (g *callGuard) option() option.RequestOption { return option.WithMiddleware(g.middleware) }
@@ -356,8 +353,12 @@ func (g *callGuard) middleware(req *http.Request, next option.MiddlewareNext) (*
 	}
 	n, _ := strconv.Atoi(retryCount)
 	end := start.Add(g.budget)
-	if !g.deadline.IsZero() && g.deadline.Before(end) {
-		end = g.deadline
+	// The attempt's context carries the call's deadline and, within it, the
+	// attempt's own request_timeout, which the SDK also applies to the wait
+	// before the next attempt: a wait past either would end in a bare
+	// "deadline exceeded" instead of this attempt's answer.
+	if d, ok := req.Context().Deadline(); ok && d.Before(end) {
+		end = d
 	}
 	if time.Now().Add(retryWait(res, n)).Before(end) {
 		return res, err

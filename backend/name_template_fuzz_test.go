@@ -43,6 +43,17 @@ func FuzzNameTemplate(f *testing.F) {
 			return
 		}
 		assertAcceptableName(t, name)
+		if len(name) > maxTemplatePart {
+			t.Fatalf("template part %q leaves no room for the token", name)
+		}
+		full, token, err := uniqueName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertAcceptableName(t, full)
+		if !nameHasToken(full, token) {
+			t.Fatalf("name %q lost its token %q", full, token)
+		}
 	})
 }
 
