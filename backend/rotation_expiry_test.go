@@ -1,0 +1,152 @@
+package backend
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
+)
+
+// withSystem re-runs Setup with sys and a logger writing to the returned buffer.
+func (e *testEnv) withSystem(sys logical.SystemView) *syncBuffer {
+	e.t.Helper()
+	logs := &syncBuffer{}
+	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: logs})
+	if err := e.b.Backend.Setup(context.Background(), &logical.BackendConfig{System: sys, Logger: logger, StorageView: e.storage}); err != nil {
+		e.t.Fatal(err)
+	}
+	return logs
+}
+
+func (e *testEnv) tick() {
+	e.t.Helper()
+	if err := e.b.periodicFunc(context.Background(), &logical.Request{Storage: e.storage}); err != nil {
+		e.t.Fatalf("periodic: %v", err)
+	}
+}
+
+// ageKey makes the stored key look as if a fraction of its lifetime were
+// left (it still works at the fake): lifetime 10h, expiring in left.
+func (e *testEnv) ageKey(left time.Duration) {
+	e.t.Helper()
+	cfg := e.storedConfig()
+	now := time.Now()
+	cfg.AdminAPIKeyExpiresAt = now.Add(left).Unix()
+	cfg.AdminAPIKeyCreatedAt = now.Add(left - 10*time.Hour).Unix()
+	if err := putConfig(context.Background(), e.storage, cfg); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// Defect 3: with Vault's rotation manager owning the schedule (Enterprise),
+// a key with an expiry is still rotated by the engine at 1/5 of its lifetime.
+func TestRotationExpiry_RotatesWhenVaultOwnsTheSchedule(t *testing.T) {
+	e := newTestEnv(t)
+	sys := &entSystemView{StaticSystemView: *e.b.Backend.System().(*logical.StaticSystemView)}
+	e.withSystem(sys)
+	e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{
+		"admin_api_key": e.fake.AdminKey(), "base_url": e.url, "rotation_schedule": "0 3 * * SAT", "admin_api_key_ttl": "10h",
+	})
+	e.mustOK(logical.UpdateOperation, "config/rotate-root", nil)
+	first := e.storedConfig().AdminAPIKeyID
+
+	e.ageKey(3 * time.Hour) // more than a fifth left: not yet
+	e.tick()
+	if e.storedConfig().AdminAPIKeyID != first {
+		t.Fatal("rotated with more than a fifth of the lifetime left")
+	}
+	e.ageKey(time.Hour)
+	e.tick()
+	if e.storedConfig().AdminAPIKeyID == first {
+		t.Fatal("key with a fifth of its lifetime left was not rotated while Vault owns the schedule")
+	}
+	e.assertOneWorkingAdminKey()
+}
+
+// Defect 3: disable_automated_rotation turns the schedule off, not the
+// rotation that keeps the key from expiring in use.
+func TestRotationExpiry_RotatesWithAutomatedRotationDisabled(t *testing.T) {
+	e := newTestEnv(t)
+	e.withSystem(&ceSystemView{StaticSystemView: *e.b.Backend.System().(*logical.StaticSystemView)})
+	e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{
+		"admin_api_key": e.fake.AdminKey(), "base_url": e.url, "disable_automated_rotation": true, "admin_api_key_ttl": "10h",
+	})
+	e.mustOK(logical.UpdateOperation, "config/rotate-root", nil)
+	first := e.storedConfig().AdminAPIKeyID
+	e.ageKey(time.Hour)
+	e.tick()
+	if e.storedConfig().AdminAPIKeyID == first {
+		t.Fatal("expiring key not rotated with disable_automated_rotation")
+	}
+	e.assertOneWorkingAdminKey()
+}
+
+// expiringAdminKey creates, at the fake, an admin key that expires in life.
+func (e *testEnv) expiringAdminKey(life time.Duration) (id, value string) {
+	e.t.Helper()
+	c := newSDKClient(clientSettings{BaseURL: e.url, AdminAPIKey: e.fake.AdminKey(), RequestTimeout: 10 * time.Second, RetryBudget: time.Second})
+	k, v, err := c.CreateAdminAPIKey(context.Background(), "operator-made", int64(life.Seconds()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return k.ID, v
+}
+
+// Defect 3: an initial key with its own expiry (no admin_api_key_ttl) is
+// rotated early too, and config read shows its expiry and the rotation.
+func TestRotationExpiry_SuppliedKeyWithOwnExpiry(t *testing.T) {
+	e := newTestEnv(t)
+	e.withSystem(&ceSystemView{StaticSystemView: *e.b.Backend.System().(*logical.StaticSystemView)})
+	id, value := e.expiringAdminKey(10 * time.Hour)
+	e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{"admin_api_key": value, "base_url": e.url})
+
+	read := e.mustOK(logical.ReadOperation, "config", nil)
+	exp, _ := time.Parse(time.RFC3339, read.Data["admin_api_key_expires_at"].(string))
+	next, _ := time.Parse(time.RFC3339, read.Data["next_rotation"].(string))
+	if d := time.Until(exp); d < 9*time.Hour || d > 10*time.Hour+time.Minute {
+		t.Fatalf("admin_api_key_expires_at %v, want ~10h from now", read.Data["admin_api_key_expires_at"])
+	}
+	if d := time.Until(next); d < 7*time.Hour+50*time.Minute || d > 8*time.Hour+5*time.Minute {
+		t.Fatalf("next_rotation %v, want ~8h from now (a fifth of the lifetime before expiry)", read.Data["next_rotation"])
+	}
+
+	e.ageKey(time.Hour)
+	e.tick()
+	cfg := e.storedConfig()
+	if cfg.AdminAPIKeyID == id {
+		t.Fatal("supplied key with its own expiry not rotated at a fifth of its lifetime")
+	}
+	for _, k := range e.adminKeyIDs() {
+		if k == id {
+			t.Fatal("old key not deleted (delete_supplied_key_on_rotate defaults to true)")
+		}
+	}
+	if _, err := newSDKClient(cfg.clientSettings()).GetAdminAPIKey(context.Background(), cfg.AdminAPIKeyID); err != nil {
+		t.Fatalf("new key does not work: %v", err)
+	}
+}
+
+// Defect 3: when the engine cannot rotate an expiring key, the log says so
+// once per key, not on every one-minute tick.
+func TestRotationExpiry_CannotRotateWarnsOnce(t *testing.T) {
+	e := newTestEnv(t)
+	logs := e.withSystem(&ceSystemView{StaticSystemView: *e.b.Backend.System().(*logical.StaticSystemView)})
+	_, value := e.expiringAdminKey(10 * time.Hour)
+	e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{"admin_api_key": value, "base_url": e.url})
+	e.ageKey(time.Hour)
+	e.fake.SetFaults(fakeopenai.Faults{Rules: []fakeopenai.FaultRule{{
+		Ops: []fakeopenai.Op{fakeopenai.OpCreateAdminKey}, Kind: fakeopenai.Fault403, Rate: 1,
+	}}})
+	for range 3 {
+		e.tick()
+	}
+	if n := strings.Count(logs.String(), "expires soon and the engine cannot rotate it"); n != 1 {
+		t.Fatalf("warned %d times over 3 ticks, want once:\n%s", n, logs.String())
+	}
+	e.assertNoSecret("logs", logs.String(), value)
+}
