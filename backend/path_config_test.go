@@ -220,3 +220,22 @@ func TestRedactedMatches(t *testing.T) {
 		}
 	}
 }
+
+// Issue 11 item 8: the automated-rotation fields describe this engine's admin
+// key, not the SDK's generic "credential rotation of the given username".
+func TestConfig_RotationFieldHelpIsOurs(t *testing.T) {
+	e := newTestEnv(t)
+	fields := pathConfig(e.b).Fields
+	for _, name := range []string{"rotation_period", "rotation_schedule", "rotation_window", "disable_automated_rotation", "rotation_policy"} {
+		d := fields[name].Description
+		if strings.Contains(d, "username") || strings.Contains(d, "RotationManager") || !strings.Contains(d, "rotat") {
+			t.Errorf("%s help is not about this engine: %q", name, d)
+		}
+	}
+	if d := fields["rotation_period"].Description; !strings.Contains(d, "admin key") {
+		t.Errorf("rotation_period help does not say what rotates: %q", d)
+	}
+	if d := fields["force"].Description; !strings.Contains(d, "on write") {
+		t.Errorf("force help does not cover writes: %q", d)
+	}
+}

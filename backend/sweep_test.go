@@ -382,3 +382,22 @@ func TestTidy_ProjectNotVisibleKeepsRecords(t *testing.T) {
 		t.Fatal("stale account or record survived")
 	}
 }
+
+// Issue 11 item 8: the tidy log carries its duration as integer milliseconds;
+// a time.Duration crossed the plugin's log channel as duration="2e+06".
+func TestTidy_LogDurationIsIntegerMilliseconds(t *testing.T) {
+	rep := &sweepReport{Took: 2 * time.Millisecond}
+	args := rep.logArgs()
+	found := false
+	for i := 0; i+1 < len(args); i += 2 {
+		if _, isDur := args[i+1].(time.Duration); isDur {
+			t.Errorf("log field %v is a time.Duration", args[i])
+		}
+		if args[i] == "duration_ms" {
+			found = args[i+1] == int64(2)
+		}
+	}
+	if !found {
+		t.Fatalf("no duration_ms=2 in %v", args)
+	}
+}
