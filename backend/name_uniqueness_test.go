@@ -143,7 +143,6 @@ func TestRollback_NeverDeletesAnAccountACommittedRecordClaims(t *testing.T) {
 func TestRollback_LegacyEntryDeletesOnlyAUniquelyNamedAccount(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure()
-	e.writeRole("fixed", map[string]interface{}{"name_template": "legacy"})
 	// Two accounts made outside this mount's records share a name.
 	client, err := e.b.getClient(t.Context(), e.storage)
 	if err != nil {
