@@ -288,14 +288,20 @@ func TestCreds_RollbackSparesIssuedAccountsWithOtherNames(t *testing.T) {
 	if !e.liveAccountIDs()[kept.Data["service_account_id"].(string)] {
 		t.Fatal("rollback deleted an unrelated account")
 	}
-	// Entries for a vanished project, or long past the key's expiry, settle.
+	// Entries for an archived project, or long past the key's expiry, settle.
 	for _, w := range []*walServiceAccount{
-		{ProjectID: "proj_gone", Name: "x", CreatedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(time.Hour).Unix()},
+		{ProjectID: fakeopenai.ProjectArchived, Name: "x", CreatedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(time.Hour).Unix()},
 		{ProjectID: fakeopenai.ProjectActive, Name: "x", CreatedAt: 1, ExpiresAt: 2},
 	} {
 		if err := e.b.rollbackServiceAccount(t.Context(), e.storage, w); err != nil {
 			t.Fatalf("rollback %+v: %v", w, err)
 		}
+	}
+	// A project the admin key cannot see (404) is not gone: the entry waits
+	// for config to point at the right organization.
+	w := &walServiceAccount{ProjectID: "proj_invisible", Name: "x", CreatedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(time.Hour).Unix()}
+	if err := e.b.rollbackServiceAccount(t.Context(), e.storage, w); err == nil || !strings.Contains(err.Error(), "not visible") {
+		t.Fatalf("rollback of an entry in an invisible project settled: %v", err)
 	}
 }
 

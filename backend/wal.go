@@ -174,12 +174,15 @@ func (b *backend) rollbackServiceAccount(ctx context.Context, s logical.Storage,
 		}
 		return true
 	})
-	if isNotFound(err) {
-		log.Info("project is gone; nothing to roll back")
-		return nil
-	}
 	if err != nil {
-		return fmt.Errorf("rollback: %w", err)
+		// Only an archived project is gone (account_gone.go): a 404 for the
+		// project means this admin key cannot see it, and the entry waits.
+		gone, gerr := b.confirmProjectGone(ctx, client, entry.ProjectID, err)
+		if gone {
+			log.Info("project is archived; nothing to roll back")
+			return nil
+		}
+		return fmt.Errorf("rollback: %w", gerr)
 	}
 	if entry.Token == "" && sameName > 1 {
 		// An entry from before names carried a token: several accounts share
@@ -203,8 +206,10 @@ func (b *backend) rollbackServiceAccount(ctx context.Context, s logical.Storage,
 			log.Warn("not rolling back an account a lease owns", "service_account_id", sa.ID)
 			continue
 		}
-		if err := client.DeleteServiceAccount(ctx, entry.ProjectID, sa.ID); err != nil && !isNotFound(err) {
-			return fmt.Errorf("rollback: %w", err)
+		if err := client.DeleteServiceAccount(ctx, entry.ProjectID, sa.ID); err != nil {
+			if gone, gerr := b.confirmAccountGone(ctx, client, entry.ProjectID, sa.ID, err); !gone {
+				return fmt.Errorf("rollback: %w", gerr)
+			}
 		}
 		// A pending record exists when the issue failed after writing it.
 		if err := deleteAccountRecord(ctx, s, sa.ID); err != nil {
