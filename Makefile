@@ -7,7 +7,9 @@ MODULE  := github.com/vault-plugin-openai/vault-plugin-openai
 LDFLAGS := -X $(MODULE)/backend.Version=$(VERSION)
 # The e2e suite starts many Vault servers; 20m is a ceiling, not an expectation.
 E2E_TIMEOUT ?= 20m
-# Extra flags for the e2e run, e.g. E2E_FLAGS='-run TestAudit -v'.
+# Extra flags for the e2e run, e.g. E2E_FLAGS='-timeout 30m'. A -run that leaves
+# out tests makes `make test-e2e` fail (it must run them all); run a subset
+# with `go test -tags e2e -run TestAudit ./e2e/` instead.
 E2E_FLAGS ?=
 
 export PLUGIN_VERSION := $(VERSION)
@@ -32,14 +34,22 @@ test-unit:
 
 # -race on the test process covers the in-process fake under Vault's real concurrency;
 # the harness builds the plugin with -race too and fails a test whose Vault log shows
-# a data race in the plugin.
+# a data race in the plugin. Every fault scenario runs here in a short version
+# (e2e/faults_test.go). The run must pass every test the package lists:
+# .ci/e2e-summary.go counts them from `go test -json`, so E2E_FLAGS (say a -run
+# left in the environment) cannot shrink the run and stay green. It prints what
+# plain `go test` would plus the FIGURES lines; the full event log is $(E2E_LOG).
+E2E_LOG ?= bin/e2e.json
 test-e2e:
+	@mkdir -p $(dir $(E2E_LOG))
 	vault="$$(scripts/vault.sh)"; \
-	VAULT_BIN="$$vault" PLUGIN_VERSION=$(VERSION) \
-		$(GO) test -tags e2e -race -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./e2e/...
+	export VAULT_BIN="$$vault" PLUGIN_VERSION=$(VERSION); \
+	listed="$$($(GO) test -tags e2e -race -list '.*' ./e2e/ | grep -c '^Test' || true)"; \
+	$(GO) test -tags e2e -race -count=1 -json -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./e2e/... \
+		| tee $(E2E_LOG) | E2E_FLAGS='$(E2E_FLAGS)' $(GO) run .ci/e2e-summary.go -want "$$listed"
 
 # Every fault scenario at full size (e2e/faults_test.go; `make test` runs short
-# versions of 1, 3 and 6). Some wait on Vault's one-minute rollback tick: ~6 min.
+# versions of all of them). Some wait on Vault's one-minute rollback tick: ~6 min.
 test-faults:
 	VAULT_BIN="$$(scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) E2E_FAULTS=1 \
 		$(GO) test -tags e2e -race -count=1 -timeout 30m -run '^(TestFault|TestAppPolicy)' -v $(E2E_FLAGS) ./e2e/...
