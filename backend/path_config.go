@@ -378,7 +378,24 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		return nil, err
 	}
 	b.resetClient()
-	return nil, nil
+	return expiryNotice(cfg), nil
+}
+
+// expiryNotice tells the operator, when the key has an expiry, that the
+// engine will replace it ahead of time, and what happens to the old key:
+// a supplied key may be shared, and rotation deletes it by default.
+func expiryNotice(cfg *openaiConfig) *logical.Response {
+	if cfg.AdminAPIKeyExpiresAt <= 0 {
+		return nil
+	}
+	resp := &logical.Response{}
+	msg := fmt.Sprintf("admin_api_key expires at %s; the engine rotates it at %s (a fifth of its lifetime before), whatever the rotation schedule",
+		formatTime(time.Unix(cfg.AdminAPIKeyExpiresAt, 0)), formatTime(cfg.expiryRotation()))
+	if cfg.deleteOldKeyOnRotate() {
+		msg += ", and then deletes it at OpenAI: if it is shared, set delete_supplied_key_on_rotate=false"
+	}
+	resp.AddWarning(msg)
+	return resp
 }
 
 // verifyAdminKey proves the key authenticates and pins its id, so a bad key

@@ -150,3 +150,20 @@ func TestRotationExpiry_CannotRotateWarnsOnce(t *testing.T) {
 	}
 	e.assertNoSecret("logs", logs.String(), value)
 }
+
+// A config write with an expiring key says when the engine will rotate it,
+// and that rotation deletes it unless delete_supplied_key_on_rotate=false.
+func TestRotationExpiry_ConfigWriteAnnouncesTheRotation(t *testing.T) {
+	e := newTestEnv(t)
+	_, value := e.expiringAdminKey(10 * time.Hour)
+	resp := e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{"admin_api_key": value, "base_url": e.url})
+	if resp == nil || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "the engine rotates it at") ||
+		!strings.Contains(resp.Warnings[0], "delete_supplied_key_on_rotate=false") {
+		t.Fatalf("no rotation notice: %v", resp)
+	}
+	resp = e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{"delete_supplied_key_on_rotate": false})
+	if resp == nil || len(resp.Warnings) != 1 || strings.Contains(resp.Warnings[0], "deletes it") {
+		t.Fatalf("notice with the key kept: %v", resp)
+	}
+	e.assertNoSecret("notice", strings.Join(resp.Warnings, " "), value)
+}
