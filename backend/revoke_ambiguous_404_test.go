@@ -165,3 +165,51 @@ func TestRevoke_OwnRetriesAreBoundedByBudget(t *testing.T) {
 		t.Fatalf("revokeBudget %s: Vault runs revocations one after another", revokeBudget)
 	}
 }
+
+// Issue 11 item 6: during an outage, revocations that follow one which found
+// OpenAI unreachable fail promptly instead of each spending the full budget,
+// so "lease revoke -force -prefix" and "secrets disable" finish; leases and
+// records stay, and revocation works again as soon as OpenAI answers.
+func TestRevoke_OutageMakesLaterRevocationsFailFast(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	e.writeRole("app", map[string]interface{}{})
+	leases := e.issueN("app", 4)
+
+	e.fake.SetFaults(fakeopenai.Faults{Down: true})
+	start := time.Now()
+	var took []time.Duration
+	for _, l := range leases[:3] {
+		t0 := time.Now()
+		err := e.revoke(l.Secret)
+		took = append(took, time.Since(t0))
+		if err == nil || !strings.Contains(err.Error(), "OpenAI") {
+			t.Fatalf("revoke during the outage: %v", err)
+		}
+	}
+	if took[0] > revokeBudget+2*time.Second {
+		t.Errorf("first revocation took %s, budget %s", took[0], revokeBudget)
+	}
+	for _, d := range took[1:] {
+		if d > revokeBudgetDuringOutage+time.Second {
+			t.Errorf("later revocations took %v, want each within %s", took, revokeBudgetDuringOutage)
+		}
+	}
+	t.Logf("3 revocations during the outage: %v (total %s)", took, time.Since(start).Round(time.Millisecond))
+	if e.recordCount() != 4 || len(e.fake.LiveAccounts()) != 4 {
+		t.Fatal("a failed revocation dropped a record or an account")
+	}
+
+	e.fake.SetFaults(fakeopenai.Faults{})
+	for _, l := range leases {
+		if err := e.revoke(l.Secret); err != nil {
+			t.Fatalf("revoke once OpenAI is back: %v", err)
+		}
+	}
+	if e.recordCount() != 0 || len(e.fake.LiveAccounts()) != 0 {
+		t.Fatal("records or accounts left")
+	}
+	if b := e.b.revokeCallBudget(time.Now()); b != revokeBudget {
+		t.Fatalf("budget after recovery %s, want %s", b, revokeBudget)
+	}
+}

@@ -126,7 +126,8 @@ func (b *backend) secretAPIKeyRenew(ctx context.Context, req *logical.Request, _
 // revocation that rides out a long outage on its own would stall all of them
 // (issue 11: 45s per lease with OpenAI down). Within the budget, throttling
 // and 5xx are still retried; past it the lease goes back to Vault.
-const revokeBudget = 15 * time.Second
+// While OpenAI is unreachable the budget shrinks further (revoke_outage.go).
+const revokeBudget = 10 * time.Second
 
 // secretAPIKeyRevoke deletes the service account, and with it the key. An
 // account already gone (deleted by hand, expired, rolled back, its project
@@ -142,13 +143,15 @@ func (b *backend) secretAPIKeyRevoke(ctx context.Context, req *logical.Request, 
 		return nil, err
 	}
 	// The budget bounds the OpenAI calls only; storage below keeps ctx.
-	callCtx, cancel := context.WithTimeout(ctx, revokeBudget)
+	budget := b.revokeCallBudget(time.Now())
+	callCtx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	err = client.DeleteServiceAccount(callCtx, key.ProjectID, key.ServiceAccountID)
 	if fresh := b.clientAfterAuthFailure(ctx, req.Storage, client, err); fresh != nil {
 		client = fresh
 		err = client.DeleteServiceAccount(callCtx, key.ProjectID, key.ServiceAccountID)
 	}
+	b.noteRevokeOutcome(budget, err, time.Now())
 	if gone, err := b.confirmAccountGone(callCtx, client, key.ProjectID, key.ServiceAccountID, err); !gone {
 		return nil, fmt.Errorf("revoke service account %s: %w", key.ServiceAccountID, err)
 	}
