@@ -17,12 +17,12 @@ VAULT_VERSION=1.21.0
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 # is_pinned BIN: does `BIN version` report Vault v$VAULT_VERSION? Release builds
-# print "Vault v1.21.0 (rev), built ...", source builds "Vault v1.21.0",
+# print "Vault v1.21.0 (rev), built ...", source builds "Vault v1.21.0, built ...",
 # Enterprise "Vault v1.21.0+ent ...".
 is_pinned() {
 	local out
 	out="$("$1" version 2>/dev/null | head -n1)" || return 1
-	[[ "$out" =~ ^Vault\ v${VAULT_VERSION//./\\.}($|[\ +]) ]]
+	[[ "$out" =~ ^Vault\ v${VAULT_VERSION//./\\.}($|[\ ,+]) ]]
 }
 
 # accept BIN WHERE: print BIN if pinned; else refuse, or warn under the override.
