@@ -45,6 +45,14 @@ key (api_key) on a renewable lease. Revoking the lease, or letting it expire,
 deletes the service account and with it the key. The key also carries an
 OpenAI-side expiry equal to the lease's maximum lifetime, so it dies on time
 even if Vault cannot revoke it.
+
+The account is named by the role's name_template followed by "-" and a
+12-character random token the engine appends (for example
+vault-app-token-alice-1732350000-Ab3dE9xZk2Lm), so every name is unique and
+crash recovery deletes only the accounts its own create made.
+
+A 401 or 403 from OpenAI means the engine's admin key is rejected: the error
+says so and names config; the requester cannot fix it.
 `
 
 func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
