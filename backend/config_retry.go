@@ -56,9 +56,7 @@ func (c *openaiConfig) retryBudget() time.Duration {
 // max_retries unset on the first write that does not give it, and refuses
 // settings under which a create could outlast the WAL rollback age.
 func parseRetryConfig(cfg *openaiConfig, d *framework.FieldData) *logical.Response {
-	// A config being created has no KeySetAt yet (pathConfigWrite sets it
-	// after this); its MaxRetries is the old default, not the operator's.
-	if _, ok := d.GetOk("max_retries"); !ok && cfg.KeySetAt.IsZero() {
+	if _, ok := d.GetOk("max_retries"); !ok && cfg.legacyDefaultRetries() {
 		cfg.MaxRetries = maxRetriesUnset
 	}
 	if v, ok := d.GetOk("retry_budget"); ok {
@@ -67,6 +65,11 @@ func parseRetryConfig(cfg *openaiConfig, d *framework.FieldData) *logical.Respon
 			return logical.ErrorResponse("retry_budget must be between %s and %s", minRetryBudget, maxRetryBudget)
 		}
 		cfg.RetryBudget = budget
+	}
+	if cfg.RetryBudget == 0 {
+		// Stored, so legacyDefaultRetries can tell this config apart from
+		// one written before retry_budget existed.
+		cfg.RetryBudget = defaultRetryBudget
 	}
 	if worst, age := cfg.clientSettings().worstCaseCall(), walRollbackMinAge(); worst+createCommitMargin > age {
 		return logical.ErrorResponse("retry_budget (%s) plus request_timeout (%s) must stay below the WAL rollback age %s minus %s "+
@@ -78,4 +81,26 @@ func parseRetryConfig(cfg *openaiConfig, d *framework.FieldData) *logical.Respon
 
 func addRetryConfigData(cfg *openaiConfig, data map[string]interface{}) {
 	data["retry_budget"] = int64(cfg.retryBudget().Seconds())
+	data["max_retries"] = cfg.effectiveClientSettings().MaxRetries
+}
+
+// legacyDefaultRetries: a config never written by a version that knows
+// retry_budget (none is stored) whose max_retries is the old default, which
+// pathConfigWrite also starts a new config with. Either way it is not the
+// operator's choice, so it does not cap retries. (An operator who wrote 4
+// explicitly before retry_budget existed gets the budget instead; writing
+// max_retries again restores the cap.)
+func (c *openaiConfig) legacyDefaultRetries() bool {
+	return c.RetryBudget == 0 && c.MaxRetries == defaultMaxRetries
+}
+
+// effectiveClientSettings is clientSettings with max_retries as it applies:
+// unset for legacyDefaultRetries, so the budget governs from the upgrade on,
+// before any config write.
+func (c *openaiConfig) effectiveClientSettings() clientSettings {
+	s := c.clientSettings()
+	if c.legacyDefaultRetries() {
+		s.MaxRetries = maxRetriesUnset
+	}
+	return s
 }

@@ -157,3 +157,27 @@ func TestRetry_ExplicitMaxRetriesCapsWithinTheBudget(t *testing.T) {
 		t.Fatal(fmt.Sprintf("%d attempts with max_retries=1", got))
 	}
 }
+
+// A config stored before retry_budget existed, with the old default
+// max_retries=4, gets the budget at once, before any config write.
+func TestRetry_ConfigFromBeforeTheBudgetIsNotCappedAtFour(t *testing.T) {
+	e := newTestEnv(t)
+	e.configureDefaults(nil)
+	e.writeRole("app", map[string]interface{}{})
+	cfg := e.storedConfig()
+	cfg.MaxRetries, cfg.RetryBudget = defaultMaxRetries, 0
+	if err := putConfig(t.Context(), e.storage, cfg); err != nil {
+		t.Fatal(err)
+	}
+	e.b.resetClient()
+	if got := e.mustOK(logical.ReadOperation, "config", nil).Data["max_retries"]; got != maxRetriesUnset {
+		t.Fatalf("legacy default max_retries read back as %v", got)
+	}
+	e.setFault(fakeopenai.OpCreateServiceAccount, fakeopenai.Fault429, 6, 0, 1)
+	e.issue("app", nil)
+	// The next config write stores the budget; max_retries stays unset.
+	e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{"tidy_interval": "2h"})
+	if cfg := e.storedConfig(); cfg.MaxRetries != maxRetriesUnset || cfg.RetryBudget != defaultRetryBudget {
+		t.Fatalf("after a write: max_retries %d, retry_budget %s", cfg.MaxRetries, cfg.RetryBudget)
+	}
+}
