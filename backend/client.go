@@ -91,8 +91,9 @@ type clientSettings struct {
 // lease irrevocable after six, so riding out throttling here is what lets
 // revocation converge on its own. Eleven attempts at 30% throttling leave a
 // ~2e-6 chance of failing; backoff (0.5s doubling to 8s, or Retry-After up to
-// 2m) stays bounded by the caller's context, which Vault caps at 90s per
-// revocation. Issue requests keep max_retries: a user is waiting there.
+// 2m) stays bounded by the retry budget and the caller's context. It only
+// matters when max_retries is set lower: unset, every call's retries are
+// bounded by the retry budget alone.
 const deleteMinRetries = 10
 
 // maxResponseBytes caps what we read from OpenAI: a list page of 100 objects
