@@ -42,7 +42,7 @@ func (b *backend) confirmAccountGone(ctx context.Context, client adminClient, pr
 	case active && isNotFound(deleteErr):
 		return true, nil // the project answers, so the 404 was the account's
 	case err != nil:
-		return false, fmt.Errorf("service account %s: %w", saID, err)
+		return false, err // callers name the account
 	default:
 		return false, deleteErr
 	}
