@@ -147,7 +147,7 @@ func newSDKClient(s clientSettings) *sdkClient {
 	}
 	return &sdkClient{
 		api:           openai.NewClient(opts...),
-		deleteRetries: max(s.MaxRetries, floor),
+		deleteRetries: max(sdkRetries(s.MaxRetries), floor),
 		budget:        budget,
 		callLimit:     budget + s.RequestTimeout,
 	}
