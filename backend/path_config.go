@@ -230,6 +230,9 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 		data["admin_api_key_expires_at"] = formatTime(time.Unix(cfg.AdminAPIKeyExpiresAt, 0))
 	}
 	cfg.Rotation.PopulateAutomatedRotationData(data)
+	// The helper emits float seconds; every other duration here is an integer.
+	data["rotation_period"] = int64(cfg.Rotation.RotationPeriod.Seconds())
+	data["rotation_window"] = int64(cfg.Rotation.RotationWindow.Seconds())
 	addSuppliedKeyData(cfg, data)
 	addTidyConfigData(cfg, data)
 	addRetryConfigData(cfg, data)

@@ -133,7 +133,7 @@ func TestCreds_RenewWithinAndPastMax(t *testing.T) {
 	if r.Secret.TTL != 20*time.Minute {
 		t.Fatalf("renewed ttl %s", r.Secret.TTL)
 	}
-	// 55 minutes in: only ~5 minutes remain, with a warning.
+	// 55 minutes in: only ~5 minutes remain.
 	r, err = e.renew(resp.Secret, time.Now().Add(-55*time.Minute), 20*time.Minute)
 	if err != nil || r.IsError() {
 		t.Fatalf("renew near max: %v %v", err, r)
@@ -141,9 +141,8 @@ func TestCreds_RenewWithinAndPastMax(t *testing.T) {
 	if r.Secret.TTL > 5*time.Minute+time.Second || r.Secret.TTL < 4*time.Minute {
 		t.Fatalf("near-max renew ttl %s", r.Secret.TTL)
 	}
-	if len(r.Warnings) == 0 {
-		t.Fatal("no warning when renew is capped")
-	}
+	// The "capped" warning comes from Vault's expiration manager, which
+	// recomputes the TTL from this response (renew_warning_once_test.go).
 	// Past max: refused.
 	if r, err := e.renew(resp.Secret, time.Now().Add(-61*time.Minute), 10*time.Minute); err == nil && !r.IsError() {
 		t.Fatalf("renew past max_ttl granted %s", r.Secret.TTL)

@@ -417,7 +417,7 @@ func TestRotation_ScheduledByEngineOnCommunity(t *testing.T) {
 		"admin_api_key": e.fake.AdminKey(), "base_url": e.url, "rotation_period": "1h",
 	})
 	read := e.mustOK(logical.ReadOperation, "config", nil)
-	if read.Data["rotation_managed_by"] != "engine" || read.Data["rotation_period"] != float64(3600) || read.Data["next_rotation"] == "" {
+	if read.Data["rotation_managed_by"] != "engine" || read.Data["rotation_period"] != int64(3600) || read.Data["next_rotation"] == "" {
 		t.Fatalf("config after rotation_period on CE: %v", read.Data)
 	}
 

@@ -106,16 +106,17 @@ func (b *backend) secretAPIKeyRenew(ctx context.Context, req *logical.Request, _
 			}
 		}
 	}
-	ttl, warnings, err := framework.CalculateTTL(b.System(), req.Secret.Increment, roleTTL, 0, maxTTL, 0, req.Secret.IssueTime)
+	// CalculateTTL's warnings are dropped: Vault's expiration manager runs
+	// the same calculation on this response (vault/expiration.go, renew) and
+	// adds the "TTL ... capped" warning itself, so adding it here printed it
+	// twice.
+	ttl, _, err := framework.CalculateTTL(b.System(), req.Secret.Increment, roleTTL, 0, maxTTL, 0, req.Secret.IssueTime)
 	if err != nil {
 		return nil, err
 	}
 	resp := &logical.Response{Secret: req.Secret}
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = maxTTL
-	for _, w := range warnings {
-		resp.AddWarning(w)
-	}
 	return resp, nil
 }
 
