@@ -112,11 +112,15 @@ else
 	fake_has "$sa_id" || die "the fake does not hold $sa_id"
 fi
 
+# Each "gone" below is checked against an explicit "present" just before it, with the
+# exact id; lease_state and fake_has stop the demo on their own errors, so a failed
+# lookup can never pass for a revocation.
 step "Revoke the lease"
+state="$(lease_state "$lease_id")"
+[[ $state == live ]] || die "the lease is $state before revocation"
 "$VAULT" lease revoke -sync "$lease_id" >/dev/null
-if "$VAULT" lease lookup "$lease_id" >/dev/null 2>&1; then
-	die "the lease still exists after revocation"
-fi
+state="$(lease_state "$lease_id")"
+[[ $state == gone ]] || die "the lease still exists after revocation"
 info "lease gone from Vault"
 if ! use_real_openai; then
 	if fake_has "$sa_id"; then
@@ -132,11 +136,16 @@ lease2="$(jfield lease_id <<<"$out")"
 sa2="$(jfield service_account_id <<<"$out")"
 api_key2="$(jfield api_key <<<"$out")"
 unset out
+[[ -n "$api_key2" && -n "$sa2" && -n "$lease2" ]] || die "the response lacks api_key, service_account_id or lease_id"
 info "api_key $(mask "$api_key2"), service account $sa2, lease_duration 5s"
 issued_at=$SECONDS
+if ! use_real_openai; then
+	fake_has "$sa2" || die "the fake does not hold $sa2 right after the issue"
+fi
 gone=
 while ((SECONDS - issued_at < 60)); do
-	if ! "$VAULT" lease lookup "$lease2" >/dev/null 2>&1; then
+	state="$(lease_state "$lease2")"
+	if [[ $state == gone ]]; then
 		if use_real_openai || ! fake_has "$sa2"; then
 			gone=1
 			break
@@ -144,7 +153,7 @@ while ((SECONDS - issued_at < 60)); do
 	fi
 	sleep 1
 done
-[[ -n "$gone" ]] || die "Vault did not expire the lease within 60s"
+[[ -n "$gone" ]] || die "Vault did not expire the lease and delete $sa2 within 60s"
 if use_real_openai; then
 	info "after $((SECONDS - issued_at))s Vault expired the lease and revoked the key"
 else
@@ -156,15 +165,21 @@ lifecycle+=(expired)
 
 step "Check the audit log"
 entries="$(wc -l <"$WORK/audit.log")"
-for secret in "$api_key" "$api_key2" "${OPENAI_ADMIN_KEY:-${ADMIN_KEY:-}}"; do
+if use_real_openai; then admin_key=$OPENAI_ADMIN_KEY; else admin_key=$ADMIN_KEY; fi
+for secret in "$api_key" "$api_key2" "$admin_key"; do
 	[[ -n "$secret" ]] || die "internal: an empty secret to look for"
 	if grep -qF -f <(printf '%s\n' "$secret") "$WORK/audit.log"; then
 		die "a secret appears in plain text in the audit log"
 	fi
 done
-grep -q '"api_key":"hmac-sha256:' "$WORK/audit.log" || die "no HMAC'd api_key in the audit log"
-info "$entries entries; issued keys and the admin key appear only as HMACs"
-unset api_key api_key2
+audit="$(<"$WORK/audit.log")"
+[[ $audit == *'"api_key":"hmac-sha256:'* ]] || die "no HMAC'd api_key in the audit log"
+[[ $audit == *"\"service_account_id\":\"$sa_id\""* ]] ||
+	die "service_account_id $sa_id is not in clear in the audit log (audit-non-hmac-response-keys)"
+unset audit
+info "$entries entries; issued keys and the admin key appear only as HMACs;"
+info "service_account_id $sa_id in clear, so the log links the lease to the OpenAI account"
+unset api_key api_key2 admin_key
 
 printf '\n%sSummary: %s: OK%s (%ds)\n' "$BOLD" "$(
 	IFS=,

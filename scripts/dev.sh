@@ -4,7 +4,7 @@
 # running for hands-on use.
 #
 #   scripts/dev.sh start   start (or, if already running, show how to use it)
-#   scripts/dev.sh env     print the export lines
+#   scripts/dev.sh env     print the export lines (the file $WORK/env holds them)
 #   scripts/dev.sh stop    stop everything and remove the state directory
 #
 # Same environment variables as demo.sh (OPENAI_ADMIN_KEY + OPENAI_PROJECT_ID for the
@@ -16,6 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 WORK="${VAULT_PLUGIN_OPENAI_DEV_DIR:-${TMPDIR:-/tmp}/vault-plugin-openai-dev-$UID}"
 STATE="$WORK/state"
+ENV_FILE="$WORK/env"
 unset VAULT_NAMESPACE VAULT_FORMAT
 
 running() {
@@ -26,11 +27,39 @@ running() {
 }
 
 print_env() {
-	# shellcheck disable=SC1090
-	source "$STATE"
-	echo "export VAULT_ADDR=$VAULT_ADDR VAULT_TOKEN=$VAULT_TOKEN"
-	[[ -n "${OPENAI_BASE:-}" ]] && echo "export OPENAI_FAKE_URL=$OPENAI_BASE"
-	return 0
+	cat "$ENV_FILE"
+}
+
+# write_env writes $ENV_FILE: everything the README's "Using it" commands read. With
+# the fake it includes the fake's admin key (a random test value, not a secret of
+# anyone's) and its active project; with the real OpenAI, only the project id (the
+# real admin key stays in the caller's environment, never in a file).
+write_env() {
+	local key project
+	if use_real_openai; then
+		project=$OPENAI_PROJECT_ID
+	else
+		key=$ADMIN_KEY
+		project=$PROJECT_ID
+	fi
+	(
+		umask 077
+		{
+			echo "# vault-plugin-openai dev environment (make dev); source it: . $ENV_FILE"
+			echo "export VAULT_ADDR=$VAULT_ADDR"
+			echo "export VAULT_TOKEN=$VAULT_TOKEN"
+			echo "export OPENAI_PROJECT_ID=$project"
+			if [[ -n "${key:-}" ]]; then
+				echo "export OPENAI_ADMIN_KEY=$key"
+				echo "export OPENAI_FAKE_URL=$OPENAI_BASE"
+				# Marks OPENAI_ADMIN_KEY as the fake's, so a later make demo / make dev in
+				# this shell uses a fresh fake instead of taking it for the real OpenAI.
+				echo "export VAULT_PLUGIN_OPENAI_FAKE_KEY=1"
+			fi
+			echo "export PATH=\"$(dirname "$VAULT"):$ROOT/bin:\$PATH\""
+		} >"$ENV_FILE.tmp"
+		mv "$ENV_FILE.tmp" "$ENV_FILE"
+	)
 }
 
 stop() {
@@ -92,6 +121,7 @@ start() {
 	step "Write config, a role and enable a file audit device"
 	configure 1h 24h
 
+	write_env
 	cat >"$STATE" <<EOF
 VAULT=$VAULT
 VAULT_PID=$VAULT_PID
@@ -102,16 +132,16 @@ OPENAI_BASE=$OPENAI_BASE
 EOF
 	trap - EXIT INT
 	echo
-	echo "Vault and the plugin are running. In your shell:"
+	echo "Vault and the plugin are running. Its environment is in $ENV_FILE:"
 	echo
 	print_env | sed 's/^/    /'
-	echo "    alias vault=$VAULT    # unless vault is on your PATH"
 	echo
-	echo "Then for example:"
-	echo "    vault read $MOUNT/creds/$ROLE"
-	echo "    vault lease revoke -prefix $MOUNT/creds/$ROLE"
-	echo "    vault path-help $MOUNT/creds/$ROLE"
-	[[ -n "$OPENAI_BASE" ]] && echo "    $ROOT/bin/fake-openai accounts -url \$OPENAI_FAKE_URL"
+	echo "In your shell:   . $ENV_FILE"
+	echo "Then the README's \"Using it\" commands work as written, for example:"
+	echo "    vault write openai/roles/app project_id=\"\$OPENAI_PROJECT_ID\" ttl=30m max_ttl=24h"
+	echo "    vault read openai/creds/app"
+	echo "    vault lease revoke -prefix openai/creds/app"
+	[[ -n "$OPENAI_BASE" ]] && echo "    fake-openai accounts -url \"\$OPENAI_FAKE_URL\"    # the fake's live accounts"
 	echo
 	echo "Logs and the audit log are in $WORK. Stop everything with: make dev-stop"
 }

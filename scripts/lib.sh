@@ -8,6 +8,8 @@ PLUGIN_NAME=vault-plugin-openai
 PLUGIN_VERSION="${PLUGIN_VERSION:-v0.1.0}"
 MOUNT=openai
 ROLE=demo
+# Response fields the audit log shows in clear (README "Audit"): ids, never the key.
+AUDIT_CLEAR_KEYS=api_key_id,service_account_id,service_account_name,project_id
 
 # Bold step headers on a terminal only, so logs and CI output stay plain.
 if [[ -t 1 ]]; then
@@ -90,8 +92,13 @@ spawn() {
 	cat "$pidfile"
 }
 
-# Real OpenAI when both variables are set; the fake otherwise.
+# Real OpenAI when both variables are set; the fake otherwise. Variables that came from
+# a `make dev` environment file (VAULT_PLUGIN_OPENAI_FAKE_KEY=1) name a fake, never the
+# real OpenAI, so they are ignored.
 use_real_openai() {
+	if [[ "${VAULT_PLUGIN_OPENAI_FAKE_KEY:-}" == 1 ]]; then
+		return 1
+	fi
 	if [[ -n "${OPENAI_ADMIN_KEY:-}" || -n "${OPENAI_PROJECT_ID:-}" ]]; then
 		[[ -n "${OPENAI_ADMIN_KEY:-}" && -n "${OPENAI_PROJECT_ID:-}" ]] ||
 			die "set both OPENAI_ADMIN_KEY and OPENAI_PROJECT_ID to use the real OpenAI (or neither for the fake)"
@@ -109,7 +116,9 @@ build_all() {
 	(cd "$ROOT" && go build -trimpath -o bin/fake-openai ./cmd/fake-openai)
 	VAULT="$("$ROOT/scripts/vault.sh")"
 	info "plugin   $ROOT/bin/$PLUGIN_NAME ($PLUGIN_VERSION)"
-	info "vault    $VAULT ($("$VAULT" version | head -n1))"
+	local version
+	version="$("$VAULT" version)" || die "$VAULT does not run"
+	info "vault    $VAULT (${version%%$'\n'*})"
 }
 
 # start_fake sets FAKE_PID, OPENAI_BASE, ADMIN_KEY, PROJECT_ID.
@@ -170,9 +179,17 @@ register_and_mount() {
 		-command="$PLUGIN_NAME" secret "$PLUGIN_NAME" >/dev/null
 	info "registered $PLUGIN_NAME $PLUGIN_VERSION (sha256 ${sum:0:16}…)"
 	"$VAULT" secrets enable -path="$MOUNT" -plugin-version="$PLUGIN_VERSION" "$PLUGIN_NAME" >/dev/null
+	# The ids that link an audit entry to an OpenAI account go to the audit log in
+	# clear; the key itself (api_key) stays HMACed.
+	# One flag per key: the CLI takes "a,b" as a single key named "a,b".
+	local k tune=()
+	for k in ${AUDIT_CLEAR_KEYS//,/ }; do
+		tune+=("-audit-non-hmac-response-keys=$k")
+	done
+	"$VAULT" secrets tune "${tune[@]}" "$MOUNT/" >/dev/null
 	local running
 	running="$("$VAULT" read -field=running_plugin_version "sys/mounts/$MOUNT" 2>/dev/null || true)"
-	info "enabled at $MOUNT/ (running version ${running:-unknown})"
+	info "enabled at $MOUNT/ (running version ${running:-unknown}); audit shows $AUDIT_CLEAR_KEYS in clear"
 }
 
 # configure writes the engine config (admin key via stdin, never argv), a role and a
@@ -201,9 +218,48 @@ configure() {
 	info "role $ROLE: project $project, ttl $role_ttl, max_ttl $role_max_ttl"
 }
 
-# fake_has ACCOUNT_ID reports whether the fake holds that live service account.
-fake_has() { "$ROOT/bin/fake-openai" accounts -url "$OPENAI_BASE" | grep -qF -- "$1"; }
+# fake_accounts prints the fake's live-account table, or dies: a listing that failed
+# must never read as "no such account".
+fake_accounts() {
+	local out
+	out="$("$ROOT/bin/fake-openai" accounts -url "$OPENAI_BASE" 2>&1)" ||
+		die "could not list the fake's accounts: $out"
+	[[ $out == PROJECT* ]] || die "unexpected output from fake-openai accounts: ${out:0:200}"
+	printf '%s\n' "$out"
+}
+
+# fake_has ACCOUNT_ID succeeds when the fake holds that live service account and fails
+# when it does not; it exits the script if the listing itself fails. It reads the whole
+# listing before looking (no `| grep -q`, which under pipefail turns the writer's
+# SIGPIPE into a false "not found") and compares the SERVICE ACCOUNT column exactly,
+# so one id can never match inside another.
+fake_has() {
+	local id=$1 listing line
+	local -a cols
+	[[ $id =~ ^[A-Za-z0-9_-]+$ ]] || die "internal: fake_has given a malformed account id '$id'"
+	listing="$(fake_accounts)" || exit 1
+	while IFS= read -r line; do
+		read -r -a cols <<<"$line"
+		[[ "${cols[1]:-}" == "$id" ]] && return 0
+	done <<<"$listing"
+	return 1
+}
 
 show_fake_accounts() {
-	"$ROOT/bin/fake-openai" accounts -url "$OPENAI_BASE" | sed 's/^/      /'
+	local listing
+	listing="$(fake_accounts)" || exit 1
+	printf '%s\n' "$listing" | sed 's/^/      /'
+}
+
+# lease_state LEASE_ID prints "live" or "gone", and exits the script when Vault gives
+# any other answer (down, permission denied): an error must not read as "revoked".
+lease_state() {
+	local out
+	if out="$("$VAULT" lease lookup "$1" 2>&1)"; then
+		echo live
+	elif [[ $out == *"invalid lease"* ]]; then
+		echo gone
+	else
+		die "vault lease lookup $1 failed: $out"
+	fi
 }
