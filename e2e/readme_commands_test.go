@@ -148,7 +148,12 @@ func TestReadmeInstallAndUsingCommands(t *testing.T) {
 		"OPENAI_PROJECT_ID="+fakeopenai.ProjectActive,
 	))
 
-	runBlock(t, v, "install", work, env)
+	out := runBlock(t, v, "install", work, env)
+	for _, line := range strings.Split(strings.TrimSpace(readmeBlock(t, "install-output")), "\n") {
+		if !strings.Contains(out, line) {
+			t.Errorf("the install commands did not print %q, as the README shows", line)
+		}
+	}
 	m, err := v.Client.Sys().GetMount("openai")
 	if err != nil {
 		t.Fatalf("after the install commands: %v", err)
@@ -161,7 +166,7 @@ func TestReadmeInstallAndUsingCommands(t *testing.T) {
 	}
 
 	writeConfig(t, v, "openai", f, nil) // base_url: the fake stands in for api.openai.com
-	out := runBlock(t, v, "using", work, env)
+	out = runBlock(t, v, "using", work, env)
 	for _, want := range []string{"api_key", "sk-svcacct-", "revocation operations queued successfully"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the \"Using it\" output lacks %q", want)
