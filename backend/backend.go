@@ -176,7 +176,7 @@ func (b *backend) getClient(ctx context.Context, s logical.Storage) (adminClient
 	if cfg == nil {
 		return nil, errMissingConfig
 	}
-	b.client = b.newClient(cfg.effectiveClientSettings())
+	b.client = b.newClient(cfg.clientSettings())
 	return b.client, nil
 }
 

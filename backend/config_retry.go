@@ -81,7 +81,7 @@ func parseRetryConfig(cfg *openaiConfig, d *framework.FieldData) *logical.Respon
 
 func addRetryConfigData(cfg *openaiConfig, data map[string]interface{}) {
 	data["retry_budget"] = int64(cfg.retryBudget().Seconds())
-	data["max_retries"] = cfg.effectiveClientSettings().MaxRetries
+	data["max_retries"] = cfg.clientSettings().MaxRetries
 }
 
 // legacyDefaultRetries: a config never written by a version that knows
@@ -92,15 +92,4 @@ func addRetryConfigData(cfg *openaiConfig, data map[string]interface{}) {
 // max_retries again restores the cap.)
 func (c *openaiConfig) legacyDefaultRetries() bool {
 	return c.RetryBudget == 0 && c.MaxRetries == defaultMaxRetries
-}
-
-// effectiveClientSettings is clientSettings with max_retries as it applies:
-// unset for legacyDefaultRetries, so the budget governs from the upgrade on,
-// before any config write.
-func (c *openaiConfig) effectiveClientSettings() clientSettings {
-	s := c.clientSettings()
-	if c.legacyDefaultRetries() {
-		s.MaxRetries = maxRetriesUnset
-	}
-	return s
 }

@@ -62,8 +62,11 @@ type openaiConfig struct {
 	TidyInterval *time.Duration `json:"tidy_interval,omitempty"`
 }
 
+// clientSettings is what every client built from this config uses (issue,
+// revoke, verify, rotation): max_retries as it applies, so a config from
+// before retry_budget is governed by the budget from the upgrade on.
 func (c *openaiConfig) clientSettings() clientSettings {
-	return clientSettings{
+	s := clientSettings{
 		BaseURL:        c.BaseURL,
 		AdminAPIKey:    c.AdminAPIKey,
 		OrganizationID: c.OrganizationID,
@@ -71,6 +74,10 @@ func (c *openaiConfig) clientSettings() clientSettings {
 		MaxRetries:     c.MaxRetries,
 		RetryBudget:    c.retryBudget(),
 	}
+	if c.legacyDefaultRetries() {
+		s.MaxRetries = maxRetriesUnset
+	}
+	return s
 }
 
 func pathConfig(b *backend) *framework.Path {
@@ -106,7 +113,7 @@ func pathConfig(b *backend) *framework.Path {
 			},
 			"request_timeout": {
 				Type:         framework.TypeDurationSecond,
-				Description:  "Timeout of one attempt of an OpenAI call (retries get their own). At most 5m.",
+				Description:  "Timeout of one attempt of an OpenAI call (retries get their own). At most 5m, and retry_budget plus request_timeout must stay below the WAL rollback age (5m by default), so with the default 30s budget at most 4m29s.",
 				Default:      int(defaultRequestTimeout.Seconds()),
 				DisplayAttrs: &framework.DisplayAttributes{Name: "Request timeout"},
 			},
