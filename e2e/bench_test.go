@@ -288,8 +288,14 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 		r := e.measureToZero(cfg, cfg.ExpiryLatency, func() {
 			if d := time.Until(expiresAt); d > 0 {
 				time.Sleep(d)
+			} else if cfg.Name == "smoke" {
+				// Late leases ask for a 1s TTL and still expire; only the
+				// "all due in one second" shape of the measurement suffers,
+				// which the smoke run does not measure. A busy machine is
+				// not a failure of the engine.
+				logf("filling the expiry set overran its expiry time by %s (not measured in the smoke run)", -d)
 			} else {
-				t.Errorf("filling the expiry set overran its expiry time by %s", -d)
+				t.Errorf("filling the expiry set overran its expiry time by %s: the mass-expiry figure is not valid", -d)
 			}
 		}, expiresAt)
 		r.Kind, r.FillSeconds = "expiry", fill.Seconds()
@@ -529,8 +535,11 @@ func (e *benchEnv) issueFunc(ttl func() string) func(context.Context, int64) err
 		if err != nil {
 			return err
 		}
-		// The key value is checked for presence only and never kept or printed.
-		if s == nil || s.LeaseID == "" || s.Data["api_key"] == nil || s.Data["service_account_id"] == nil {
+		// The key value is checked for presence only and never kept or printed;
+		// a non-string or empty value is as missing as an absent one.
+		key, _ := dataString(s, "api_key")
+		sa, _ := dataString(s, "service_account_id")
+		if s == nil || s.LeaseID == "" || key == "" || sa == "" {
 			return fmt.Errorf("issue returned no lease or key")
 		}
 		return nil
@@ -700,11 +709,18 @@ func (e *benchEnv) measureToZero(cfg benchConfig, lat time.Duration, start func(
 	if samples > 0 {
 		r.MeanInFlight = float64(sum) / float64(samples)
 	}
-	// Vault deletes the lease right after the backend's revoke returns.
-	waitFor(t, time.Minute, "Vault to drop the revoked leases", func() bool {
-		return len(leasesUnder(t, e.v, "openai/creds/"+benchRole+"/")) == 0
-	})
-	r.LeasesLeft = len(leasesUnder(t, e.v, "openai/creds/"+benchRole+"/"))
+	// Vault deletes the lease right after the backend's revoke returns. Wait
+	// up to a minute without failing here: the count left is the figure the
+	// callers assert on (a fatal wait would make that assertion unreachable).
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		r.LeasesLeft = len(leasesUnder(t, e.v, "openai/creds/"+benchRole+"/"))
+		if r.LeasesLeft == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if r.LeasesLeft != 0 {
+		t.Errorf("%d leases still held by Vault a minute after their accounts were deleted", r.LeasesLeft)
+	}
 	if r.DeleteCalls != cfg.Leases {
 		t.Errorf("%d delete calls revoking %d leases, want exactly one each", r.DeleteCalls, cfg.Leases)
 	}

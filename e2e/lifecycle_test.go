@@ -85,12 +85,30 @@ func TestLeaseExpiry(t *testing.T) {
 		return !f.Has(c.ServiceAccountID)
 	})
 	t.Logf("account gone %s after issue (ttl 3s)", took.Round(100*time.Millisecond))
-	if _, _, ok := leaseTTL(v, c.LeaseID); ok {
-		t.Errorf("lease %s still known to Vault after expiry", c.LeaseID)
-	}
+	// Vault deletes the lease just after the engine's revoke returns, so wait
+	// for that rather than look once.
+	waitFor(t, 30*time.Second, "Vault to forget the expired lease", func() bool {
+		_, _, ok := leaseTTL(v, c.LeaseID)
+		return !ok
+	})
 	if n := f.Calls()[fakeopenai.OpDeleteServiceAccount]; n != 1 {
 		t.Errorf("expiry made %d delete calls, want 1", n)
 	}
+}
+
+// leaseTimes reads Vault's issue and expire time of a lease.
+func leaseTimes(t *testing.T, v *Vault, leaseID string) (issued, expire time.Time, ok bool) {
+	t.Helper()
+	s, err := v.Client.Sys().Lookup(leaseID)
+	if err != nil || s == nil {
+		return time.Time{}, time.Time{}, false
+	}
+	issued, err1 := time.Parse(time.RFC3339Nano, fmt.Sprint(s.Data["issue_time"]))
+	expire, err2 := time.Parse(time.RFC3339Nano, fmt.Sprint(s.Data["expire_time"]))
+	if err1 != nil || err2 != nil {
+		t.Fatalf("lease lookup times: %v %v (%v)", err1, err2, s.Data)
+	}
+	return issued, expire, true
 }
 
 // 3. Renewal extends within max_ttl and is capped at it.
@@ -99,7 +117,12 @@ func TestRenew(t *testing.T) {
 	v, f := setupEngine(t, map[string]any{"ttl": "10s", "max_ttl": "60s"})
 
 	c := issue(t, v, "openai", "r", nil)
-	issued := time.Now()
+	// Every bound below is on Vault's own clock (its issue_time and
+	// expire_time), never the test's: the two differ by up to a second.
+	issued, _, ok := leaseTimes(t, v, c.LeaseID)
+	if !ok {
+		t.Fatal("no lease after issue")
+	}
 
 	s, err := v.Client.Sys().Renew(c.LeaseID, 30)
 	if err != nil {
@@ -108,25 +131,22 @@ func TestRenew(t *testing.T) {
 	if s.LeaseDuration != 30 {
 		t.Errorf("renew for 30s gave lease_duration %d, want 30", s.LeaseDuration)
 	}
-	if ttl, _, ok := leaseTTL(v, c.LeaseID); !ok || ttl < 25*time.Second {
-		t.Errorf("after renewal the lease ttl is %s (ok=%t), want about 30s", ttl, ok)
-	}
 
 	s, err = v.Client.Sys().Renew(c.LeaseID, 3600)
 	if err != nil {
 		t.Fatalf("renew beyond max_ttl: %v", err)
 	}
-	// Capped: what remains of the 60s maximum, not an hour.
-	left := 60 - int(time.Since(issued).Seconds())
-	if s.LeaseDuration > left+1 || s.LeaseDuration < left-3 {
-		t.Errorf("renew for 1h gave lease_duration %d, want the remaining max_ttl (~%d)", s.LeaseDuration, left)
-	}
-	_, expire, ok := leaseTTL(v, c.LeaseID)
+	// Capped: what remains of the 60s maximum, not an hour. Vault's expire
+	// time is its issue time plus max_ttl (to the second it rounds TTLs to).
+	_, expire, ok := leaseTimes(t, v, c.LeaseID)
 	if !ok {
 		t.Fatalf("lease gone after renewal")
 	}
-	if limit := issued.Add(61 * time.Second); expire.After(limit) {
-		t.Errorf("lease expires at %s, past issue + max_ttl (%s)", expire, limit)
+	if max := issued.Add(60 * time.Second); expire.After(max.Add(2*time.Second)) || expire.Before(max.Add(-2*time.Second)) {
+		t.Errorf("after renewing for 1h the lease expires at %s, want issue_time + max_ttl = %s", expire, max)
+	}
+	if s.LeaseDuration > 60 || s.LeaseDuration <= 0 {
+		t.Errorf("renew for 1h gave lease_duration %d, want what remains of the 60s max_ttl", s.LeaseDuration)
 	}
 	if !f.Has(c.ServiceAccountID) {
 		t.Errorf("account %s gone after renewals", c.ServiceAccountID)

@@ -77,9 +77,9 @@ func TestCrashMidIssue(t *testing.T) {
 	// waits for one tick, not for minutes.
 	v := startVault(t, VaultOptions{FileStorage: true})
 	f := newFake(t)
-	registerPlugin(t, v, "OPENAI_PLUGIN_WAL_ROLLBACK_MIN_AGE=5s")
+	registerPlugin(t, v, rollbackSoon...)
 	mountPlugin(t, v, "openai")
-	writeConfig(t, v, "openai", f, nil)
+	writeConfig(t, v, "openai", f, rollbackSoonConfig)
 	writeRole(t, v, "openai", "r", map[string]any{"ttl": "10m"})
 
 	const hold = 4 * time.Second
