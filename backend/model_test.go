@@ -136,6 +136,10 @@ type modelOrg struct {
 	name string
 	fake *fakeopenai.Server
 	url  string
+	// supplied holds the admin keys the test wrote to config (id -> value),
+	// deleted by hand once config no longer uses them, as an operator
+	// would; otherwise thousands pile up and every listing slows.
+	supplied map[string]string
 }
 
 type model struct {
@@ -187,7 +191,7 @@ func newModel(t *testing.T, seed uint64, steps int) *model {
 		}
 		srv := httptest.NewServer(m.up.handler(fake))
 		t.Cleanup(srv.Close)
-		return &modelOrg{name: name, fake: fake, url: srv.URL + "/v1"}
+		return &modelOrg{name: name, fake: fake, url: srv.URL + "/v1", supplied: map[string]string{}}
 	}
 	m.orgA = newOrg("A", modelProjectA, modelProjectB)
 	m.orgB = newOrg("B") // sees neither project: another organization
@@ -385,6 +389,9 @@ func (m *model) run() {
 		m.checkInvariants()
 		if m.step%modelQuiesceEvery == 0 {
 			m.quiesce()
+		}
+		if m.step%5000 == 0 {
+			m.t.Logf("seed %d: %d of %d steps done, %s", m.seed, m.step, m.steps, time.Since(start).Round(time.Second))
 		}
 	}
 	m.step = m.steps + 1
@@ -691,6 +698,7 @@ func (m *model) stepConfig() {
 		err = m.call(logical.DeleteOperation, "config", map[string]interface{}{"force": force}, "")
 	}
 	m.syncTarget()
+	m.retireSuppliedKeys()
 	m.stats["config_"+strings.Fields(what)[0]+"_"+map[bool]string{true: "ok", false: "refused"}[err == nil]]++
 	m.logStep("config %s force=%t (config %q -> %q, %d held accounts live) -> %s", what, force, before, m.target, exposed, outcome(err))
 
@@ -724,6 +732,7 @@ func (m *model) tuneData() map[string]interface{} {
 func (m *model) writeConfig(org *modelOrg, force bool) error {
 	value := "sk-admin-model-" + fmt.Sprintf("%016x%016x", m.rng.Uint64(), m.rng.Uint64())
 	id := org.fake.AddAdminKey(value)
+	org.supplied[id] = value
 	data := m.tuneData()
 	data["admin_api_key"] = value
 	data["admin_api_key_id"] = id
@@ -732,6 +741,30 @@ func (m *model) writeConfig(org *modelOrg, force bool) error {
 		data["force"] = true
 	}
 	return m.call(logical.UpdateOperation, "config", data, "")
+}
+
+// retireSuppliedKeys deletes, at the fake, the admin keys the test wrote
+// that config no longer holds (refused writes included).
+func (m *model) retireSuppliedKeys() {
+	cfg, err := getConfig(context.Background(), m.storage)
+	if err != nil {
+		m.fail("read config: %v", err)
+	}
+	for _, org := range []*modelOrg{m.orgA, m.orgB} {
+		for id, value := range org.supplied {
+			if cfg != nil && cfg.AdminAPIKeyID == id {
+				continue
+			}
+			req := httptest.NewRequest("DELETE", "/v1/organization/admin_api_keys/"+id, nil)
+			req.Header.Set("Authorization", "Bearer "+value)
+			rec := httptest.NewRecorder()
+			org.fake.ServeHTTP(rec, req)
+			if rec.Code != 200 && rec.Code != 404 && rec.Code != 401 {
+				m.fail("retire supplied admin key %s: HTTP %d", id, rec.Code)
+			}
+			delete(org.supplied, id)
+		}
+	}
 }
 
 func (m *model) syncTarget() {
