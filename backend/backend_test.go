@@ -30,6 +30,7 @@ type testEnv struct {
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
 	fake := fakeopenai.New(fakeopenai.Options{})
+	fake.FailOnViolations(t)
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 

@@ -115,6 +115,7 @@ func TestClient_CreateAdminKeyReportsWhetherAnAttemptMayHaveCreated(t *testing.T
 		want  bool
 	}{{"500", true}, {"drop", true}, {"429", false}} {
 		fake := fakeopenai.New(fakeopenai.Options{})
+		fake.FailOnViolations(t)
 		var attempts atomic.Int32
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost && attempts.Add(1) == 1 {

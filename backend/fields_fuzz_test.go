@@ -21,6 +21,7 @@ const fuzzAdminKey = "sk-admin-fuzz0123456789abcdef0123456789abcdef"
 // built once per fuzz target (not per input) and quiet.
 func newFuzzEnv(f *testing.F) *testEnv {
 	fake := fakeopenai.New(fakeopenai.Options{AdminKey: fuzzAdminKey})
+	fake.FailOnViolations(f)
 	srv := httptest.NewServer(fake)
 	f.Cleanup(srv.Close)
 	conf := logical.TestBackendConfig()

@@ -20,6 +20,7 @@ const projectOnlyHere = "proj_only_here"
 func (e *testEnv) otherOrg() (*fakeopenai.Server, string) {
 	e.t.Helper()
 	other := fakeopenai.New(fakeopenai.Options{AdminKey: e.fake.AdminKey()})
+	other.FailOnViolations(e.t)
 	srv := httptest.NewServer(other)
 	e.t.Cleanup(srv.Close)
 	return other, srv.URL + "/v1"

@@ -45,6 +45,7 @@ func (s *syncBuffer) String() string {
 func newLoggingTestEnv(t *testing.T, wrap func(http.Handler) http.Handler) (*testEnv, *syncBuffer) {
 	t.Helper()
 	fake := fakeopenai.New(fakeopenai.Options{})
+	fake.FailOnViolations(t)
 	var h http.Handler = fake
 	if wrap != nil {
 		h = wrap(fake)
