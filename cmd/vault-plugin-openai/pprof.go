@@ -1,3 +1,9 @@
+//go:build pprof
+
+// The pprof listener is a profiling aid for the benchmark, not part of the
+// engine: only a plugin built with `-tags pprof` has it. A default build
+// ignores OPENAI_PLUGIN_PPROF_ADDR entirely.
+
 package main
 
 import (
@@ -14,7 +20,7 @@ import (
 // pprofAddrEnv, set at plugin registration (`vault plugin register -env
 // OPENAI_PLUGIN_PPROF_ADDR=127.0.0.1:6061 ...`), serves net/http/pprof on that
 // loopback address, so the plugin process can be profiled inside a real Vault
-// (the benchmark uses it), plus /debug/memstats: the heap after a forced GC,
+// (the benchmark builds the plugin with `-tags pprof` and uses it), plus /debug/memstats: the heap after a forced GC,
 // read without symbolising stacks, which would page in much of the binary
 // and inflate the RSS being measured. Unset, nothing listens.
 const pprofAddrEnv = "OPENAI_PLUGIN_PPROF_ADDR"
