@@ -57,10 +57,6 @@ var sdkOnlyFields = map[string]sdkField{
 		doc:   "openai-go v3.96.0 AdminOrganizationProjectServiceAccountNewResponseAPIKey.ExpiresAt (nullable unixtime)",
 		check: intField(1, 1<<62, true),
 	},
-	"list-project-api-keys 200 $.data[].expires_at": {
-		doc:   "openai-go v3.96.0 AdminOrganizationProjectAPIKey.ExpiresAt (nullable unixtime)",
-		check: intField(1, 1<<62, true),
-	},
 }
 
 // intField accepts a JSON integer in [lo, hi], or null when nullable.

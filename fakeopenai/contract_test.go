@@ -84,10 +84,6 @@ func TestContract(t *testing.T) {
 		}
 		_, err = org.Projects.Get(ctx, "proj_missing")
 		wantStatus(t, err, 404)
-		page, err := org.Projects.List(ctx, openai.AdminOrganizationProjectListParams{IncludeArchived: openai.Bool(true), Limit: openai.Int(1)})
-		if err != nil || len(page.Data) != 1 || !page.HasMore {
-			t.Fatalf("List = %s, %v", scrub(page), err)
-		}
 		wrong := e.client("sk-admin-wrong")
 		_, err = wrong.Admin.Organization.Projects.Get(ctx, ProjectActive)
 		wantStatus(t, err, 401)
@@ -123,10 +119,6 @@ func TestContract(t *testing.T) {
 		_, err = sa.New(ctx, "proj_missing", openai.AdminOrganizationProjectServiceAccountNewParams{Name: "x"})
 		wantStatus(t, err, 404)
 
-		got, err := sa.Get(ctx, ProjectActive, created.ID)
-		if err != nil || got.ID != created.ID || got.Name != "vault-lease-1" {
-			t.Fatalf("Get = %s, %v", scrub(got), err)
-		}
 		page, err := sa.List(ctx, ProjectActive, openai.AdminOrganizationProjectServiceAccountListParams{Limit: openai.Int(1)})
 		if err != nil || len(page.Data) != 1 || !page.HasMore || page.Data[0].ID != created.ID {
 			t.Fatalf("List = %s, %v", scrub(page), err)
@@ -140,25 +132,11 @@ func TestContract(t *testing.T) {
 		_, err = sa.List(ctx, "proj_missing", openai.AdminOrganizationProjectServiceAccountListParams{})
 		wantStatus(t, err, 404)
 
-		keys, err := org.Projects.APIKeys.List(ctx, ProjectActive, openai.AdminOrganizationProjectAPIKeyListParams{})
-		if err != nil || len(keys.Data) != 1 {
-			t.Fatalf("APIKeys.List = %s, %v", scrub(keys), err)
-		}
-		k := keys.Data[0]
-		if k.ID != created.APIKey.ID || k.Owner.Type != "service_account" || k.Owner.ServiceAccount.ID != created.ID ||
-			k.RedactedValue != created.APIKey.Value[:8]+"..."+created.APIKey.Value[len(created.APIKey.Value)-3:] || k.ExpiresAt != created.APIKey.ExpiresAt {
-			t.Fatalf("project key = %s", scrub(k.RawJSON()))
-		}
-		_, err = org.Projects.APIKeys.List(ctx, "proj_missing", openai.AdminOrganizationProjectAPIKeyListParams{})
-		wantStatus(t, err, 404)
-
 		del, err := sa.Delete(ctx, ProjectActive, created.ID)
 		if err != nil || !del.Deleted || del.ID != created.ID || del.Object != "organization.project.service_account.deleted" {
 			t.Fatalf("Delete = %s, %v", scrub(del), err)
 		}
 		_, err = sa.Delete(ctx, ProjectActive, created.ID)
-		wantStatus(t, err, 404)
-		_, err = sa.Get(ctx, ProjectActive, created.ID)
 		wantStatus(t, err, 404)
 	})
 
@@ -214,8 +192,15 @@ func TestContract(t *testing.T) {
 	})
 
 	t.Run("unknown route and method", func(t *testing.T) {
-		for _, rq := range []struct{ method, path string }{
-			{"GET", "/v1/organization/nowhere"}, {"PUT", "/v1/organization/projects"}, {"GET", "/v1/"},
+		for _, rq := range []struct {
+			method, path string
+			want         int
+		}{
+			{"GET", "/v1/organization/nowhere", 404}, {"PUT", "/v1/organization/admin_api_keys", 405}, {"GET", "/v1/", 404},
+			// OpenAI operations the engine does not call are not served.
+			{"GET", "/v1/organization/projects", 404},
+			{"GET", "/v1/organization/projects/" + ProjectActive + "/api_keys", 404},
+			{"GET", "/v1/organization/projects/" + ProjectActive + "/service_accounts/svc_acct_x", 405},
 		} {
 			req, _ := http.NewRequest(rq.method, e.srv.URL+rq.path, nil)
 			req.Header.Set("Authorization", "Bearer "+e.fake.AdminKey())
@@ -224,8 +209,8 @@ func TestContract(t *testing.T) {
 				t.Fatal(err)
 			}
 			_ = resp.Body.Close()
-			if want := map[string]int{"GET": 404, "PUT": 405}[rq.method]; resp.StatusCode != want {
-				t.Errorf("%s %s = %d, want %d", rq.method, rq.path, resp.StatusCode, want)
+			if resp.StatusCode != rq.want {
+				t.Errorf("%s %s = %d, want %d", rq.method, rq.path, resp.StatusCode, rq.want)
 			}
 		}
 	})
@@ -236,13 +221,11 @@ func TestContract(t *testing.T) {
 
 	// Every operation was validated on success and on its error paths.
 	want := []string{
-		"retrieve-project 200", "retrieve-project 404", "retrieve-project 401", "list-projects 200",
+		"retrieve-project 200", "retrieve-project 404", "retrieve-project 401",
 		"create-project-service-account 200", "create-project-service-account 400", "create-project-service-account 404",
 		"create-project-service-account 429", "create-project-service-account 500",
 		"list-project-service-accounts 200", "list-project-service-accounts 400", "list-project-service-accounts 404",
-		"retrieve-project-service-account 200", "retrieve-project-service-account 404",
 		"delete-project-service-account 200", "delete-project-service-account 404",
-		"list-project-api-keys 200", "list-project-api-keys 404",
 		"admin-api-keys-create 200", "admin-api-keys-create 400", "admin-api-keys-get 200", "admin-api-keys-get 404",
 		"admin-api-keys-list 200", "admin-api-keys-list 401", "admin-api-keys-delete 200", "admin-api-keys-delete 404",
 		" 404", " 405",

@@ -31,11 +31,9 @@ var routes = []struct {
 	pattern []string
 	methods map[string]Op
 }{
-	{[]string{"organization", "projects"}, map[string]Op{"GET": OpListProjects}},
 	{[]string{"organization", "projects", "*"}, map[string]Op{"GET": OpGetProject}},
 	{[]string{"organization", "projects", "*", "service_accounts"}, map[string]Op{"GET": OpListServiceAccounts, "POST": OpCreateServiceAccount}},
-	{[]string{"organization", "projects", "*", "service_accounts", "*"}, map[string]Op{"GET": OpGetServiceAccount, "DELETE": OpDeleteServiceAccount}},
-	{[]string{"organization", "projects", "*", "api_keys"}, map[string]Op{"GET": OpListProjectAPIKeys}},
+	{[]string{"organization", "projects", "*", "service_accounts", "*"}, map[string]Op{"DELETE": OpDeleteServiceAccount}},
 	{[]string{"organization", "admin_api_keys"}, map[string]Op{"GET": OpListAdminKeys, "POST": OpCreateAdminKey}},
 	{[]string{"organization", "admin_api_keys", "*"}, map[string]Op{"GET": OpGetAdminKey, "DELETE": OpDeleteAdminKey}},
 }
@@ -239,8 +237,6 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, op Op, args []st
 		return
 	}
 	switch op {
-	case OpListProjects:
-		s.listProjects(w, r)
 	case OpGetProject:
 		if p := s.projectLocked(w, args[0], false); p != nil {
 			writeJSON(w, p.json())
@@ -253,22 +249,12 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, op Op, args []st
 		if p := s.projectLocked(w, args[0], true); p != nil {
 			s.listServiceAccounts(w, r, p)
 		}
-	case OpGetServiceAccount:
-		if p := s.projectLocked(w, args[0], true); p != nil {
-			if a := accountOr404(w, p, args[1]); a != nil {
-				writeJSON(w, a.json())
-			}
-		}
 	case OpDeleteServiceAccount:
 		if p := s.projectLocked(w, args[0], true); p != nil {
 			if a := accountOr404(w, p, args[1]); a != nil {
 				p.deleteLocked(a.id)
 				writeJSON(w, deletedJSON{Object: "organization.project.service_account.deleted", ID: a.id, Deleted: true})
 			}
-		}
-	case OpListProjectAPIKeys:
-		if p := s.projectLocked(w, args[0], true); p != nil {
-			s.listProjectAPIKeys(w, r, p)
 		}
 	case OpListAdminKeys:
 		s.listAdminKeys(w, r)
@@ -366,42 +352,8 @@ func badAfter(w http.ResponseWriter, after string) {
 	writeError(w, http.StatusBadRequest, "invalid_request_error", ptr("after"), nil, fmt.Sprintf("No object found for cursor '%s'.", after))
 }
 
-func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
-	limit, ok := parseLimit(w, r)
-	if !ok {
-		return
-	}
-	q := r.URL.Query()
-	archived := q.Get("include_archived") == "true"
-	after := q.Get("after")
-	start := 0
-	if after != "" {
-		p, ok := s.projects[after]
-		if !ok {
-			badAfter(w, after)
-			return
-		}
-		start = sort.Search(len(s.projOrder), func(i int) bool { return s.projOrder[i].seq > p.seq })
-	}
-	var items []any
-	var ids []string
-	hasMore := false
-	for _, p := range s.projOrder[start:] {
-		if p.status == "archived" && !archived {
-			continue
-		}
-		if len(items) == limit {
-			hasMore = true
-			break
-		}
-		items = append(items, p.json())
-		ids = append(ids, p.id)
-	}
-	writeJSON(w, list(items, ids, hasMore))
-}
-
-// pageAccounts returns up to limit accounts after the cursor that satisfy keep.
-func (p *project) pageAccounts(after string, limit int, keep func(*account) bool) (out []*account, hasMore, ok bool) {
+// pageAccounts returns up to limit live accounts after the cursor.
+func (p *project) pageAccounts(after string, limit int) (out []*account, hasMore, ok bool) {
 	start := 0
 	if after != "" {
 		seq, found := p.seqOf[after]
@@ -411,7 +363,7 @@ func (p *project) pageAccounts(after string, limit int, keep func(*account) bool
 		start = sort.Search(len(p.order), func(i int) bool { return p.order[i].seq > seq })
 	}
 	for _, a := range p.order[start:] {
-		if a.deleted || !keep(a) {
+		if a.deleted {
 			continue
 		}
 		if len(out) == limit {
@@ -428,7 +380,7 @@ func (s *Server) listServiceAccounts(w http.ResponseWriter, r *http.Request, p *
 		return
 	}
 	after := r.URL.Query().Get("after")
-	accts, hasMore, ok := p.pageAccounts(after, limit, func(*account) bool { return true })
+	accts, hasMore, ok := p.pageAccounts(after, limit)
 	if !ok {
 		badAfter(w, after)
 		return
@@ -438,29 +390,6 @@ func (s *Server) listServiceAccounts(w http.ResponseWriter, r *http.Request, p *
 	for _, a := range accts {
 		items = append(items, a.json())
 		ids = append(ids, a.id)
-	}
-	writeJSON(w, list(items, ids, hasMore))
-}
-
-func (s *Server) listProjectAPIKeys(w http.ResponseWriter, r *http.Request, p *project) {
-	limit, ok := parseLimit(w, r)
-	if !ok {
-		return
-	}
-	now := s.now().Unix()
-	after := r.URL.Query().Get("after")
-	accts, hasMore, ok := p.pageAccounts(after, limit, func(a *account) bool {
-		return a.key != nil && (a.key.expiresAt == 0 || a.key.expiresAt > now)
-	})
-	if !ok {
-		badAfter(w, after)
-		return
-	}
-	items := make([]any, 0, len(accts))
-	ids := make([]string, 0, len(accts))
-	for _, a := range accts {
-		items = append(items, a.projectKeyJSON())
-		ids = append(ids, a.key.id)
 	}
 	writeJSON(w, list(items, ids, hasMore))
 }
@@ -561,7 +490,6 @@ func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request, p 
 			a.key.expiresAt = now + expiresIn
 			a.keyExpiresAt = a.key.expiresAt
 		}
-		p.seqOf[a.key.id] = a.seq
 	}
 	p.accounts[a.id] = a
 	p.order = append(p.order, a)
@@ -694,30 +622,6 @@ type serviceAccountKeyJSON struct {
 	ExpiresAt *int64 `json:"expires_at"`
 }
 
-type projectAPIKeyJSON struct {
-	Object             string        `json:"object"`
-	RedactedValue      string        `json:"redacted_value"`
-	Name               string        `json:"name"`
-	CreatedAt          int64         `json:"created_at"`
-	LastUsedAt         *int64        `json:"last_used_at"`
-	ID                 string        `json:"id"`
-	OwnerProjectAccess string        `json:"owner_project_access"`
-	ExpiresAt          *int64        `json:"expires_at"` // SDK-only field
-	Owner              projectKeyOwn `json:"owner"`
-}
-
-type projectKeyOwn struct {
-	Type           string      `json:"type"`
-	ServiceAccount ownerSAJSON `json:"service_account"`
-}
-
-type ownerSAJSON struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Role      string `json:"role"`
-	CreatedAt int64  `json:"created_at"`
-}
-
 type adminKeyJSON struct {
 	Object        string        `json:"object"`
 	ID            string        `json:"id"`
@@ -751,14 +655,6 @@ func (p *project) json() projectJSON {
 
 func (a *account) json() serviceAccountJSON {
 	return serviceAccountJSON{Object: "organization.project.service_account", ID: a.id, Name: a.name, Role: a.role, CreatedAt: a.createdAt}
-}
-
-func (a *account) projectKeyJSON() projectAPIKeyJSON {
-	return projectAPIKeyJSON{
-		Object: "organization.project.api_key", RedactedValue: redact(a.key.value), Name: a.key.name,
-		CreatedAt: a.key.createdAt, ID: a.key.id, OwnerProjectAccess: "active", ExpiresAt: optTime(a.key.expiresAt),
-		Owner: projectKeyOwn{Type: "service_account", ServiceAccount: ownerSAJSON{ID: a.id, Name: a.name, Role: a.role, CreatedAt: a.createdAt}},
-	}
 }
 
 // The fake's admin keys all belong to one organization owner.

@@ -79,16 +79,13 @@ type Op string
 // Operations served by the fake.
 const (
 	OpGetProject           Op = "get_project"
-	OpListProjects         Op = "list_projects"
 	OpCreateServiceAccount Op = "create_service_account"
 	OpListServiceAccounts  Op = "list_service_accounts"
-	OpGetServiceAccount    Op = "get_service_account"
 	OpDeleteServiceAccount Op = "delete_service_account"
 	OpListAdminKeys        Op = "list_admin_keys"
 	OpCreateAdminKey       Op = "create_admin_key"
 	OpGetAdminKey          Op = "get_admin_key"
 	OpDeleteAdminKey       Op = "delete_admin_key"
-	OpListProjectAPIKeys   Op = "list_project_api_keys"
 )
 
 // Server is the fake. It implements http.Handler: the OpenAI API is served

@@ -24,9 +24,7 @@ import (
 var paths = []string{
 	"/organization/admin_api_keys",
 	"/organization/admin_api_keys/{key_id}",
-	"/organization/projects",
 	"/organization/projects/{project_id}",
-	"/organization/projects/{project_id}/api_keys",
 	"/organization/projects/{project_id}/service_accounts",
 	"/organization/projects/{project_id}/service_accounts/{service_account_id}",
 }
