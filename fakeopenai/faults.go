@@ -1,10 +1,7 @@
 package fakeopenai
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -13,10 +10,6 @@ import (
 
 // Faults is the set of failures to inject. SetFaults replaces the whole set
 // atomically; the zero value means healthy.
-//
-// In JSON (PUT /_fake/faults) the keys are snake_case and durations are Go
-// duration strings: {"latency":"100ms","rules":[{"ops":["create_service_account"],
-// "kind":"429","count":1,"retry_after":1}]}.
 type Faults struct {
 	Latency time.Duration // added to every request before handling (respects request context)
 	Down    bool          // close every connection at once without a response
@@ -173,93 +166,3 @@ func (d *discardWriter) Header() http.Header {
 }
 func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discardWriter) WriteHeader(int)             {}
-
-// JSON forms, with durations as strings.
-
-type faultsJSON struct {
-	Latency string      `json:"latency,omitempty"`
-	Down    bool        `json:"down,omitempty"`
-	Rules   []FaultRule `json:"rules,omitempty"`
-}
-
-type faultRuleJSON struct {
-	Ops        []Op      `json:"ops,omitempty"`
-	Kind       FaultKind `json:"kind"`
-	Rate       float64   `json:"rate,omitempty"`
-	Count      int       `json:"count,omitempty"`
-	RetryAfter int       `json:"retry_after,omitempty"`
-	Hold       string    `json:"hold,omitempty"`
-	Message    string    `json:"message,omitempty"`
-}
-
-func durString(d time.Duration) string {
-	if d == 0 {
-		return ""
-	}
-	return d.String()
-}
-
-func parseDur(name, v string) (time.Duration, error) {
-	if v == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%s: want a non-negative Go duration such as \"100ms\", got %q", name, v)
-	}
-	return d, nil
-}
-
-// MarshalJSON writes durations as Go duration strings.
-func (f Faults) MarshalJSON() ([]byte, error) {
-	return json.Marshal(faultsJSON{Latency: durString(f.Latency), Down: f.Down, Rules: f.Rules})
-}
-
-// UnmarshalJSON reads durations as Go duration strings.
-func (f *Faults) UnmarshalJSON(b []byte) error {
-	var j faultsJSON
-	if err := strictUnmarshal(b, &j); err != nil {
-		return err
-	}
-	lat, err := parseDur("latency", j.Latency)
-	if err != nil {
-		return err
-	}
-	*f = Faults{Latency: lat, Down: j.Down, Rules: j.Rules}
-	return nil
-}
-
-// MarshalJSON writes Hold as a Go duration string.
-func (r FaultRule) MarshalJSON() ([]byte, error) {
-	return json.Marshal(faultRuleJSON{Ops: r.Ops, Kind: r.Kind, Rate: r.Rate, Count: r.Count, RetryAfter: r.RetryAfter, Hold: durString(r.Hold), Message: r.Message})
-}
-
-// UnmarshalJSON reads Hold as a Go duration string and checks the kind.
-func (r *FaultRule) UnmarshalJSON(b []byte) error {
-	var j faultRuleJSON
-	if err := strictUnmarshal(b, &j); err != nil {
-		return err
-	}
-	switch j.Kind {
-	case Fault429, Fault500, Fault400, Fault401, Fault403, FaultDrop, FaultLostResponse, FaultHold:
-	default:
-		return fmt.Errorf("unknown fault kind %q", j.Kind)
-	}
-	if j.Rate < 0 || j.Rate > 1 {
-		return fmt.Errorf("rate %v outside 0..1", j.Rate)
-	}
-	hold, err := parseDur("hold", j.Hold)
-	if err != nil {
-		return err
-	}
-	*r = FaultRule{Ops: j.Ops, Kind: j.Kind, Rate: j.Rate, Count: j.Count, RetryAfter: j.RetryAfter, Hold: hold, Message: j.Message}
-	return nil
-}
-
-// strictUnmarshal rejects unknown keys, so a misspelt fault is an error
-// rather than a silently healthy fake.
-func strictUnmarshal(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
-}
