@@ -1,4 +1,4 @@
-//go:build e2e && bench
+//go:build e2e && bench && pprof
 
 package e2e
 
@@ -17,8 +17,8 @@ import (
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
 )
 
-// TestBench is `make bench`: the full benchmark of issue 6, writing
-// bench/results/{bench.json,bench.md,throughput.png} (BENCH_OUT overrides the
+// TestBench is `make bench`: the full benchmark, writing
+// bench/results/{bench.json,bench.md} (BENCH_OUT overrides the
 // directory). About five minutes on two cores; it fails on wrong behaviour
 // (errors, leaks, more than one upstream call per key), while the targets it
 // measures are reported in the results, met or not.

@@ -97,6 +97,9 @@ func setup(m *testing.M) (int, error) {
 	if raceEnabled {
 		args = append(args, "-race")
 	}
+	if pluginBuildTags != "" {
+		args = append(args, "-tags", pluginBuildTags)
+	}
 	args = append(args,
 		"-ldflags", "-X github.com/vault-plugin-openai/vault-plugin-openai/backend.Version="+suite.version,
 		"-o", suite.pluginPath, "./cmd/vault-plugin-openai")

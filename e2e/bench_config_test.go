@@ -1,0 +1,157 @@
+//go:build e2e && pprof
+
+package e2e
+
+// The benchmark's configuration and its results, as written to bench/results/bench.json.
+
+import (
+	"time"
+)
+
+// benchConfig sizes one run.
+type benchConfig struct {
+	Name            string          `json:"name"`
+	Concurrency     []int           `json:"concurrency"`
+	Latencies       []time.Duration `json:"latencies"`
+	PerCell         int             `json:"requests_per_cell"`
+	CellMaxDuration time.Duration   `json:"cell_max_duration"`
+	Leases          int             `json:"leases"`           // revocation and expiry set size
+	RevokeLatencies []time.Duration `json:"revoke_latencies"` // one revocation run per latency
+	ExpiryLatency   time.Duration   `json:"expiry_latency"`
+	FillConcurrency int             `json:"fill_concurrency"` // clients issuing the lease sets
+	// ProbeWorkers, if set, repeats the revocation at the highest revoke
+	// latency on a Vault with VAULT_LEASE_REVOCATION_WORKERS=ProbeWorkers:
+	// if Vault's worker count is what limits revocation, it gets faster.
+	ProbeWorkers int `json:"probe_workers,omitempty"`
+	// Contract keeps the fake's contract check on (as in every other test).
+	// The measured runs leave it off: it would spend CPU on the machine
+	// being measured. The smoke run, which proves correctness, keeps it.
+	Contract bool `json:"contract"`
+}
+
+// Vault's expiration manager revokes through a fair-share job manager of 200
+// workers (numExpirationWorkersDefault in vault/expiration.go of v1.21.0,
+// override VAULT_LEASE_REVOCATION_WORKERS). A queue (one per mount) may hold
+// at most ceil(0.9 × workers ÷ queues with work) of them while others wait
+// (queueWorkersSaturated in helper/fairshare/jobmanager.go), so one busy
+// mount gets 180 to 200. revoke-prefix with sync=false feeds that pool from
+// a loop that marks each lease expired, one after another.
+const (
+	vaultRevocationWorkers     = 200
+	benchRole                  = "bench"
+	benchFloorProject          = "proj_bench_floor"
+	benchPollInterval          = 50 * time.Millisecond
+	benchRoleTTL, benchRoleMax = "1h", "2h"
+)
+
+// cellResult is one (operation, upstream latency, clients) measurement.
+type cellResult struct {
+	Op          string  `json:"op"` // issue, kv_write, sdk_create
+	LatencyMS   int     `json:"upstream_latency_ms"`
+	Concurrency int     `json:"concurrency"`
+	Requests    int     `json:"requests"`
+	Errors      int     `json:"errors"`
+	FirstError  string  `json:"first_error,omitempty"`
+	Seconds     float64 `json:"seconds"`
+	PerSecond   float64 `json:"per_second"`
+	P50MS       float64 `json:"p50_ms"`
+	P99MS       float64 `json:"p99_ms"`
+	MeanMS      float64 `json:"mean_ms"`
+	CPU         cpuUse  `json:"cpu"`
+}
+
+// ratioRow sets one issue cell against its floors at the same clients.
+type ratioRow struct {
+	LatencyMS   int     `json:"upstream_latency_ms"`
+	Concurrency int     `json:"concurrency"`
+	ThrVsKV     float64 `json:"throughput_vs_kv_write"`       // issue/s ÷ KV writes/s
+	ThrVsSDK    float64 `json:"throughput_vs_sdk_call"`       // issue/s ÷ direct SDK calls/s
+	P50VsKV     float64 `json:"p50_minus_upstream_vs_kv_p50"` // (issue p50 − SDK p50) ÷ KV p50
+	P50VsSum    float64 `json:"p50_vs_kv_plus_sdk_p50"`       // issue p50 ÷ (KV p50 + SDK p50)
+	ThrVsIdeal  float64 `json:"throughput_vs_ideal"`          // issue/s ÷ min(KV/s, clients ÷ (KV p50 + SDK p50))
+	IdealPerSec float64 `json:"ideal_per_second"`
+}
+
+type revocationResult struct {
+	Kind         string  `json:"kind"` // revoke-prefix (sync=false) or expiry
+	LatencyMS    int     `json:"upstream_latency_ms"`
+	Leases       int     `json:"leases"`
+	Workers      int     `json:"vault_revocation_workers"`
+	FillSeconds  float64 `json:"fill_seconds"`    // issuing the set
+	Seconds      float64 `json:"seconds_to_zero"` // until the fake holds zero accounts
+	PerSecond    float64 `json:"revoked_per_second"`
+	WorkerFloor  float64 `json:"worker_floor_seconds"` // leases × latency ÷ Vault's per-mount workers
+	DeleteCalls  int     `json:"delete_calls"`
+	MaxInFlight  int     `json:"upstream_deletes_in_flight_max"`
+	MeanInFlight float64 `json:"upstream_deletes_in_flight_mean"` // sampled while any were
+	LeasesLeft   int     `json:"vault_leases_left"`
+	CPU          cpuUse  `json:"cpu"`
+}
+
+type pluginResult struct {
+	MountSeconds       float64 `json:"mount_seconds"`         // sys/mounts: plugin start, handshake, Setup
+	ReloadToIssue      float64 `json:"reload_to_first_issue"` // sys/plugins/reload until an issue succeeds
+	RSSIdleMB          float64 `json:"rss_idle_mb"`           // after mount and config
+	RSSAtLeasesMB      float64 `json:"rss_at_leases_mb"`      // VmRSS with Leases live leases
+	HWMAtLeasesMB      float64 `json:"hwm_at_leases_mb"`      // VmHWM (peak) with Leases live leases
+	RSSAtLeasesAgainMB float64 `json:"rss_at_leases_again_mb"`
+	HWMEndMB           float64 `json:"hwm_end_mb"` // peak over the whole second Vault's run
+	LiveLeases         int     `json:"live_leases"`
+	// Live heap after a forced GC (pprof), idle, with the leases live, and
+	// after they were revoked: equal within noise means no per-lease memory.
+	HeapIdleMB        float64 `json:"heap_idle_mb"`
+	HeapAtLeasesMB    float64 `json:"heap_at_leases_mb"`
+	HeapAfterRevokeMB float64 `json:"heap_after_revoke_mb"`
+	// VmRSS split with the leases live: anonymous (heap, stacks) and
+	// file-backed (the binary's pages).
+	AnonAtLeasesMB float64 `json:"rss_anon_at_leases_mb"`
+	FileAtLeasesMB float64 `json:"rss_file_at_leases_mb"`
+}
+
+type callsResult struct {
+	IssuedKeys       int            `json:"issued_keys"`
+	CreateCalls      int            `json:"create_calls"`
+	PerIssuedKey     float64        `json:"calls_per_issued_key"`
+	RevokedKeys      int            `json:"revoked_keys"`
+	DeleteCalls      int            `json:"delete_calls"`
+	PerRevokedKey    float64        `json:"calls_per_revoked_key"`
+	OtherCallsOnPath map[string]int `json:"other_calls_on_issue_and_revoke_paths"`
+}
+
+type targetResult struct {
+	Name string `json:"name"`
+	Want string `json:"want"`
+	Got  string `json:"got"`
+	Pass bool   `json:"pass"`
+}
+
+type machineInfo struct {
+	// BusyBefore is the machine's busy share in the 2s before the run: the
+	// figures are only as good as the machine was quiet.
+	BusyBefore float64 `json:"busy_before_run"`
+	CPUs       int     `json:"cpus"`
+	CPUModel   string  `json:"cpu_model"`
+	GoVersion  string  `json:"go_version"`
+	Vault      string  `json:"vault"`
+	Plugin     string  `json:"plugin_version"`
+	PluginRace bool    `json:"plugin_race"`
+}
+
+type benchReport struct {
+	Config      benchConfig        `json:"config"`
+	Machine     machineInfo        `json:"machine"`
+	StartedAt   time.Time          `json:"started_at"`
+	WallSeconds float64            `json:"wall_seconds"`
+	Issue       []cellResult       `json:"issue"`
+	KVFloor     []cellResult       `json:"kv_write_floor"`
+	SDKFloor    []cellResult       `json:"sdk_call_floor"`
+	Ratios      []ratioRow         `json:"ratios"`
+	Revocation  []revocationResult `json:"revocation"`
+	Plugin      pluginResult       `json:"plugin"`
+	Calls       callsResult        `json:"upstream_calls"`
+	Targets     []targetResult     `json:"targets"`
+	Notes       []string           `json:"notes"`
+}
+
+// runBench runs every phase and returns the report; failures of correctness
+// (errors, leaks, extra upstream calls) fail t, missed targets are reported.

@@ -1,0 +1,136 @@
+//go:build e2e && pprof
+
+package e2e
+
+// Process statistics: CPU and memory of Vault, the plugin and this process from
+// /proc, and the machine the run happened on.
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// cpuUse is CPU seconds spent per process during a phase, and the share of
+// the machine (all cores) they add up to.
+type cpuUse struct {
+	VaultSec  float64 `json:"vault_s"`
+	PluginSec float64 `json:"plugin_s"`
+	BenchSec  float64 `json:"bench_s"`       // this process: clients and the fake
+	Machine   float64 `json:"machine_share"` // the three above ÷ (wall × CPUs)
+	// Busy is the whole machine's busy share (/proc/stat), so CPU taken by
+	// anything else running at the time shows as Busy − Machine.
+	Busy float64 `json:"machine_busy"`
+	// Steal is the share the hypervisor gave to other guests: on a shared
+	// host it slows every figure of the phase alike.
+	Steal float64 `json:"machine_steal"`
+}
+
+type cpuSnap struct {
+	vault, plugin, self float64
+	busy, steal, total  float64
+}
+
+func cpuSnapshot(v *Vault) cpuSnap {
+	s := cpuSnap{vault: procCPU(v.PID()), self: procCPU(os.Getpid())}
+	for _, p := range v.PluginPIDs() {
+		s.plugin += procCPU(p)
+	}
+	s.busy, s.steal, s.total = machineTicks()
+	return s
+}
+
+func (s cpuSnap) since(b cpuSnap, wall time.Duration) cpuUse {
+	u := cpuUse{VaultSec: s.vault - b.vault, PluginSec: s.plugin - b.plugin, BenchSec: s.self - b.self}
+	u.Machine = (u.VaultSec + u.PluginSec + u.BenchSec) / (wall.Seconds() * float64(runtime.NumCPU()))
+	if s.total > b.total {
+		u.Busy = (s.busy - b.busy) / (s.total - b.total)
+		u.Steal = (s.steal - b.steal) / (s.total - b.total)
+	}
+	return u
+}
+
+// machineTicks reads the aggregate "cpu" line of /proc/stat: busy ticks,
+// ticks stolen by the hypervisor, and all ticks.
+func machineTicks() (busy, steal, total float64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	for i, x := range f[1:] {
+		n, _ := strconv.ParseFloat(x, 64)
+		if i >= 8 { // guest time is already counted in user
+			break
+		}
+		total += n
+		switch i {
+		case 3, 4: // idle, iowait
+		case 7:
+			steal += n
+		default:
+			busy += n
+		}
+	}
+	return busy, steal, total
+}
+
+// procCPU is user+system CPU seconds of pid (/proc/<pid>/stat, USER_HZ 100).
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100
+}
+
+// procMemMB returns the largest VmRSS and VmHWM among pids, in MiB.
+func procMemMB(pids []int) (rss, hwm float64) {
+	m := procMem(pids)
+	return m["VmRSS"], m["VmHWM"]
+}
+
+// procMem returns the largest of each memory line of /proc/<pid>/status
+// (VmRSS, VmHWM, RssAnon, RssFile) among pids, in MiB.
+func procMem(pids []int) map[string]float64 {
+	out := map[string]float64{}
+	for _, p := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			k, val, ok := strings.Cut(line, ":")
+			if !ok || (k != "VmRSS" && k != "VmHWM" && k != "RssAnon" && k != "RssFile") {
+				continue
+			}
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 64)
+			out[k] = max(out[k], kb/1024)
+		}
+	}
+	return out
+}
+
+func machine() machineInfo {
+	m := machineInfo{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Plugin: suite.version, PluginRace: raceEnabled}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, val, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(val)
+				break
+			}
+		}
+	}
+	return m
+}

@@ -1,0 +1,53 @@
+//go:build e2e && pprof
+
+package e2e
+
+// The benchmark: the engine driven through a real Vault dev server against the
+// in-process fake Admin API with a set upstream latency, next to the two floors it
+// cannot beat (a KV v2 write on the same Vault, and a direct SDK call to the fake).
+// bench_full_test.go (tag "bench") runs it at full size and writes bench/results/;
+// TestBenchSmoke here runs it small so it keeps working. The parts:
+// bench_config_test.go (sizes and result types), bench_runner_test.go (the load),
+// bench_procstats_test.go (CPU and memory), bench_report_test.go (targets and
+// bench.md); bench/plot draws throughput.png from bench.json.
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestBenchSmoke runs the benchmark small (a few hundred requests) so it keeps
+// working; it asserts correctness (no errors, one upstream call per key, zero
+// accounts left), not speed. BENCH_OUT keeps its report (make bench-smoke sets it
+// and draws the plot from it, so the plot keeps working too).
+func TestBenchSmoke(t *testing.T) {
+	dir := os.Getenv("BENCH_OUT")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	rep := runBench(t, benchConfig{
+		Name:            "smoke",
+		Concurrency:     []int{1, 8, 32},
+		Latencies:       []time.Duration{0, 50 * time.Millisecond},
+		PerCell:         60,
+		CellMaxDuration: 5 * time.Second,
+		Leases:          200,
+		RevokeLatencies: []time.Duration{0, 50 * time.Millisecond},
+		ExpiryLatency:   0,
+		FillConcurrency: 32,
+		Contract:        true,
+	})
+	writeReport(t, rep, dir)
+	for _, r := range rep.Revocation {
+		if r.LeasesLeft != 0 || r.DeleteCalls != r.Leases {
+			t.Errorf("%s at %dms: %d leases left, %d delete calls for %d leases", r.Kind, r.LatencyMS, r.LeasesLeft, r.DeleteCalls, r.Leases)
+		}
+	}
+	for _, name := range []string{"bench.json", "bench.md"} {
+		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || st.Size() == 0 {
+			t.Errorf("%s not written: %v", name, err)
+		}
+	}
+}
