@@ -22,7 +22,7 @@ type auditEntry struct {
 	} `json:"response"`
 }
 
-// 5. With a file audit device on, the config write and the issue are audited, and the
+// With a file audit device on, the config write and the issue are audited, and the
 // admin key and the issued key appear only as HMACs.
 func TestAudit(t *testing.T) {
 	t.Parallel()

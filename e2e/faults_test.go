@@ -2,12 +2,12 @@
 
 package e2e
 
-// Fault scenarios (issue 5), each against a real Vault and the fake, with the
+// Fault scenarios, each against a real Vault and the fake, with the
 // fake's record of live accounts as the verdict. Each prints one FIGURES line.
 //
 // Every scenario runs by default (make test) in a short version, sized to
 // finish in about a minute while still injecting its fault for certain;
-// E2E_FAULTS=1 (make test-faults) runs them at full size. 6 always runs in full.
+// E2E_FAULTS=1 (make test-faults) runs them at full size. Hostile input always runs in full.
 
 import (
 	"encoding/json"
@@ -233,7 +233,7 @@ func TestFaultThrottledIssueAndRevoke(t *testing.T) {
 		t.Errorf("%d irrevocable leases", irrevocable)
 	}
 	panics := checkVaultLog(t, v, secretsOf(f, creds)...)
-	figures(t, "1-throttled", "issues", n, "concurrency", conc, "failures", len(errs), "issue_429s", issue429,
+	figures(t, "throttled", "issues", n, "concurrency", conc, "failures", len(errs), "issue_429s", issue429,
 		"issue_seconds", took, "revoke_429s", revoke429, "live_left", len(f.LiveAccounts()),
 		"converge", converge, "revoke_total", time.Since(start), "irrevocable", irrevocable, "panics", panics)
 }
@@ -300,12 +300,12 @@ func TestFaultMassExpiryWithServerErrors(t *testing.T) {
 		t.Errorf("%d irrevocable leases", irrevocable)
 	}
 	panics := checkVaultLog(t, v, secretsOf(f, creds)...)
-	figures(t, "2-mass-expiry", "leases", n, "issue_seconds", took, "expiry_spread", latestExpiry.Sub(expiry),
+	figures(t, "mass-expiry", "leases", n, "issue_seconds", took, "expiry_spread", latestExpiry.Sub(expiry),
 		"delete_calls", f.Calls()[fakeopenai.OpDeleteServiceAccount], "delete_500s", f.FaultCounts()[fakeopenai.Fault500],
 		"live_left", len(f.LiveAccounts()), "converge_after_expiry", converge, "irrevocable", irrevocable, "panics", panics)
 }
 
-// 3. An operator deletes accounts by hand at OpenAI: their leases still
+// An operator deletes accounts by hand at OpenAI: their leases still
 // revoke cleanly (404 is success) and nothing logs errors afterwards.
 func TestFaultAccountsDeletedByHand(t *testing.T) {
 	t.Parallel()
@@ -363,12 +363,12 @@ func TestFaultAccountsDeletedByHand(t *testing.T) {
 		t.Errorf("%d irrevocable leases", irrevocable)
 	}
 	panics := checkVaultLog(t, v, secretsOf(f, creds)...)
-	figures(t, "3-deleted-by-hand", "leases", deleted+kept, "deleted_by_hand", deleted, "failures", failures,
+	figures(t, "deleted-by-hand", "leases", deleted+kept, "deleted_by_hand", deleted, "failures", failures,
 		"delete_calls", f.Calls()[fakeopenai.OpDeleteServiceAccount], "live_left", len(f.LiveAccounts()),
 		"revoke_after_first_expiry", revoked, "observed", observed, "error_lines", len(noise), "irrevocable", irrevocable, "panics", panics)
 }
 
-// 4. The fake creates the account but drops the connection on 10% of
+// The fake creates the account but drops the connection on 10% of
 // creates (short: the first 4 of 40). WAL rollback (and tidy after it) leave
 // no account that no lease owns.
 func TestFaultLostCreateResponses(t *testing.T) {
@@ -420,7 +420,7 @@ func TestFaultLostCreateResponses(t *testing.T) {
 	revokePrefixAsync(t, v)
 	waitFor(t, time.Minute, "zero live accounts after revoke-prefix", func() bool { return len(f.LiveAccounts()) == 0 })
 	panics := checkVaultLog(t, v, secretsOf(f, creds)...)
-	figures(t, "4-lost-creates", "issues", n, "failures", len(errs), "lost_responses", lost, "unowned_peak", peak,
+	figures(t, "lost-creates", "issues", n, "failures", len(errs), "lost_responses", lost, "unowned_peak", peak,
 		"issue_seconds", took, "converge", converge, "unowned_left", liveUnowned, "tidy_deleted", tidyDeleted,
 		"live_left", len(f.LiveAccounts()), "panics", panics, "rollback_wait_from", start.Format("15:04:05"))
 }
@@ -481,7 +481,7 @@ func (s *switchableFake) up(t *testing.T) {
 	t.Fatalf("reopening the fake on %s: %v", s.addr, err)
 }
 
-// 5. Upstream refuses connections for 30 seconds (short: 12, still longer
+// Upstream refuses connections for 30 seconds (short: 12, still longer
 // than a request's retry budget, 8s) during issuance: requests fail with a
 // clear error meanwhile, all succeed afterwards, no orphans.
 func TestFaultUpstreamDown(t *testing.T) {
@@ -571,7 +571,7 @@ func TestFaultUpstreamDown(t *testing.T) {
 	revokePrefixAsync(t, v)
 	waitFor(t, time.Minute, "zero live accounts after revoke-prefix", func() bool { return len(sf.LiveAccounts()) == 0 })
 	panics := checkVaultLog(t, v, secretsOf(sf.Fake, creds)...)
-	figures(t, "5-upstream-down", "requests", len(results), "failures", failures, "unclear_errors", unclear,
+	figures(t, "upstream-down", "requests", len(results), "failures", failures, "unclear_errors", unclear,
 		"requests_before", before, "requests_outage_and_settle", during, "requests_after", after, "failed_outside_outage", failedAfter,
 		"ok_after_recovery", okAfter, "orphans_converge", converge, "live_left", len(sf.LiveAccounts()), "panics", panics)
 	t.Logf("first error during the outage: %s", sample)
@@ -657,7 +657,7 @@ func allLeaseIDs(t *testing.T, v *Vault, prefix string) []string {
 	return out
 }
 
-// 6. Hostile input on every path: each answered 4xx, no panic in the Vault
+// Hostile input on every path: each answered 4xx, no panic in the Vault
 // log, and no change to config, roles, leases or accounts.
 func TestFaultHostileInput(t *testing.T) {
 	t.Parallel()
@@ -784,7 +784,7 @@ func TestFaultHostileInput(t *testing.T) {
 		t.Errorf("issue after hostile input not at the fake")
 	}
 	panics := checkVaultLog(t, v, f.AdminKey(), c.APIKey, c2.APIKey)
-	figures(t, "6-hostile-input", "requests", len(reqs), "not_4xx", len(server), "statuses", fmt.Sprint(statuses), "unparseable_bodies", fmt.Sprint(core),
+	figures(t, "hostile-input", "requests", len(reqs), "not_4xx", len(server), "statuses", fmt.Sprint(statuses), "unparseable_bodies", fmt.Sprint(core),
 		"state_changed", after != before, "panics", panics)
 }
 

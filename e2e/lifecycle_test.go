@@ -12,7 +12,7 @@ import (
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
 )
 
-// 1. An issued key is a live service account at the Admin API, and the response and
+// An issued key is a live service account at the Admin API, and the response and
 // lease say what they should.
 func TestIssue(t *testing.T) {
 	t.Parallel()
@@ -69,7 +69,7 @@ func TestIssue(t *testing.T) {
 	}
 }
 
-// 2. A lease that expires is revoked by Vault on its own, deleting the account.
+// A lease that expires is revoked by Vault on its own, deleting the account.
 func TestLeaseExpiry(t *testing.T) {
 	t.Parallel()
 	v, f := setupEngine(t, map[string]any{"ttl": "3s", "max_ttl": "1m"})
@@ -111,7 +111,7 @@ func leaseTimes(t *testing.T, v *Vault, leaseID string) (issued, expire time.Tim
 	return issued, expire, true
 }
 
-// 3. Renewal extends within max_ttl and is capped at it.
+// Renewal extends within max_ttl and is capped at it.
 func TestRenew(t *testing.T) {
 	t.Parallel()
 	v, f := setupEngine(t, map[string]any{"ttl": "10s", "max_ttl": "60s"})
@@ -159,7 +159,7 @@ func TestRenew(t *testing.T) {
 	}
 }
 
-// 4. `vault lease revoke -prefix` over 200 leases deletes all 200 accounts.
+// `vault lease revoke -prefix` over 200 leases deletes all 200 accounts.
 func TestRevokePrefix200(t *testing.T) {
 	t.Parallel()
 	const n = 200

@@ -10,7 +10,7 @@ import (
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
 )
 
-// 6. Two mounts of the plugin, served by one multiplexed process, with different
+// Two mounts of the plugin, served by one multiplexed process, with different
 // configs stay isolated: each talks only to its own Admin API with its own key.
 func TestTwoMountsIsolated(t *testing.T) {
 	t.Parallel()

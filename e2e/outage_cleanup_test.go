@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Issue 11 item 6: with OpenAI down, the operator's cleanup commands finish
+// With OpenAI down, the operator's cleanup commands finish
 // promptly. Before, each revocation retried its delete about 45 seconds, and
 // revocations run one after another: "secrets disable" took 47.7s for one
 // lease and "lease revoke -force -prefix" on 3 leases hit the CLI's deadline.

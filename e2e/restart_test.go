@@ -11,7 +11,7 @@ import (
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
 )
 
-// 7. Leases outlive a plugin reload and a Vault restart on file storage: they still
+// Leases outlive a plugin reload and a Vault restart on file storage: they still
 // revoke (and renew) afterwards.
 func TestReloadAndRestart(t *testing.T) {
 	t.Parallel()
@@ -67,7 +67,7 @@ func TestReloadAndRestart(t *testing.T) {
 	}
 }
 
-// 8. Crash safety: Vault dies (kill -9, plugin included) while OpenAI is creating the
+// Crash safety: Vault dies (kill -9, plugin included) while OpenAI is creating the
 // service account. After restart and unseal, the WAL entry written before the create
 // lets Vault's rollback delete the orphan that no lease owns.
 func TestCrashMidIssue(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
-// Issue 9, defect 9: Vault turns a WALRollbackMinAge of 0 into ten minutes,
+// Vault turns a WALRollbackMinAge of 0 into ten minutes,
 // and any age shorter than a create lets rollback act on an issue in flight.
 // Such a value must stop the plugin at start, and the operator enabling the
 // mount must see which variable is wrong.

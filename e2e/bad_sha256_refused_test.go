@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
-// 9. Vault refuses to run a plugin binary whose SHA-256 differs from the registered
+// Vault refuses to run a plugin binary whose SHA-256 differs from the registered
 // one, and the user sees why: through the API and through the CLI.
 func TestBadSHA256Refused(t *testing.T) {
 	t.Parallel()
