@@ -7,7 +7,7 @@ import (
 	"sync"
 )
 
-// When is a service account gone? Revocation, rollback and the sweep all ask
+// When is a service account gone? Revocation, rollback and tidy all ask
 // after a delete fails, and all must answer alike, because a wrong "gone"
 // reports a live key revoked and forgets it.
 //

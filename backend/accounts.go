@@ -69,7 +69,7 @@ func (r *accountRecord) committed(ctx context.Context, s logical.Storage) (bool,
 
 // accountClaimedByLease reports whether a record claims the account for a
 // lease: the record exists and is committed. WAL rollback never deletes such
-// an account, and neither may tidy or the sweep unless the lease can no
+// an account, and neither may tidy unless the lease can no
 // longer be alive (the record is stale). Accounts with no record, or a
 // pending one, are not claimed.
 func accountClaimedByLease(ctx context.Context, s logical.Storage, serviceAccountID string) (bool, error) {

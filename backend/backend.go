@@ -69,8 +69,8 @@ type backend struct {
 	// readers never take it.
 	configMu sync.Mutex
 
-	// sweepMu lets one tidy run at a time (sweep.go).
-	sweepMu sync.Mutex
+	// tidyMu lets one tidy run at a time (tidy.go).
+	tidyMu sync.Mutex
 
 	// roleLocks serialise writes to the same role without a global lock.
 	roleLocks []*locksutil.LockEntry
@@ -96,7 +96,7 @@ func newBackend() *backend {
 			LocalStorage:    []string{framework.WALPrefix, accountStoragePrefix, tidyStatePrefix},
 		},
 		Paths: framework.PathAppend(
-			[]*framework.Path{pathConfig(b), pathRotateRoot(b)},
+			[]*framework.Path{pathConfig(b), pathConfigRotateRoot(b)},
 			pathRoles(b),
 			[]*framework.Path{pathCreds(b), pathTidy(b)},
 		),

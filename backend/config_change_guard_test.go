@@ -191,3 +191,38 @@ func TestConfigGuard_ThrottledVerifyIsA429(t *testing.T) {
 		t.Fatalf("throttled verify: want a 429 saying retry later, got %v", err)
 	}
 }
+
+func TestConfigDelete_RefusedWhileKeysAreLive(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	e.writeRole("app", map[string]interface{}{"max_ttl": "1h"})
+	issued := e.issueN("app", 3)
+	// A record whose key is already dead does not count.
+	e.ageRecord(saID(issued[2]), staleBy)
+
+	e.mustBadRequest(logical.DeleteOperation, "config", nil, "2 key(s) issued by this mount are still live")
+	e.mustBadRequest(logical.DeleteOperation, "config", map[string]interface{}{"force": false}, "force=true")
+	if resp := e.mustOK(logical.ReadOperation, "config", nil); resp == nil {
+		t.Fatal("config gone after a refused delete")
+	}
+	for _, r := range issued[:2] {
+		if err := e.revoke(r.Secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.mustOK(logical.DeleteOperation, "config", nil)
+	if resp, _ := e.do(logical.ReadOperation, "config", nil); resp != nil {
+		t.Fatal("config survived delete")
+	}
+}
+
+func TestConfigDelete_Force(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	e.writeRole("app", map[string]interface{}{})
+	e.issue("app", nil)
+	e.mustOK(logical.DeleteOperation, "config", map[string]interface{}{"force": true})
+	if resp, _ := e.do(logical.ReadOperation, "config", nil); resp != nil {
+		t.Fatal("config survived a forced delete")
+	}
+}

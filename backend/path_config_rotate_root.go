@@ -8,7 +8,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-func pathRotateRoot(b *backend) *framework.Path {
+func pathConfigRotateRoot(b *backend) *framework.Path {
 	return &framework.Path{
 		Pattern: "config/rotate-root",
 		DisplayAttrs: &framework.DisplayAttributes{
@@ -18,17 +18,17 @@ func pathRotateRoot(b *backend) *framework.Path {
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
-				Callback:                    b.pathRotateRoot,
+				Callback:                    b.pathConfigRotateRootUpdate,
 				ForwardPerformanceStandby:   true,
 				ForwardPerformanceSecondary: true,
 			},
 		},
 		HelpSynopsis:    "Rotate the OpenAI admin API key.",
-		HelpDescription: pathRotateRootHelp,
+		HelpDescription: pathConfigRotateRootHelp,
 	}
 }
 
-const pathRotateRootHelp = `
+const pathConfigRotateRootHelp = `
 Creates a new admin API key named after this mount, verifies that it
 authenticates, stores it, then deletes the old key AT OPENAI. A crash at any
 step is settled by WAL rollback: forward if the new key was stored, back
@@ -42,7 +42,7 @@ keeps working, and deleting it is then yours to do). Keys created by earlier
 rotations are only used by this mount and are always deleted.
 `
 
-func (b *backend) pathRotateRoot(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+func (b *backend) pathConfigRotateRootUpdate(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	res, err := b.rotateRoot(ctx, req.Storage)
 	switch {
 	case errors.Is(err, errMissingConfig), errors.Is(err, errCurrentKeyRejected):
@@ -62,10 +62,4 @@ func (b *backend) pathRotateRoot(ctx context.Context, req *logical.Request, _ *f
 		resp.AddWarning("the old admin key could not be deleted yet; it is listed in config as pending and deletion is retried periodically")
 	}
 	return resp, nil
-}
-
-// rotateCredential is called by Vault Enterprise's rotation manager.
-func (b *backend) rotateCredential(ctx context.Context, req *logical.Request) error {
-	_, err := b.rotateRoot(ctx, req.Storage)
-	return err
 }

@@ -43,13 +43,13 @@ mount. The active node also runs this every tidy_interval (config).
 `
 
 func (b *backend) pathTidyWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if !b.sweepAllowed() {
+	if !b.tidyAllowed() {
 		return nil, logical.ErrReadOnly
 	}
 	dryRun := d.Get("dry_run").(bool)
-	rep, err := b.sweep(ctx, req.Storage, time.Now(), dryRun, true)
+	rep, err := b.tidy(ctx, req.Storage, time.Now(), dryRun, true)
 	switch {
-	case errors.Is(err, errSweepBusy), errors.Is(err, errMissingConfig):
+	case errors.Is(err, errTidyBusy), errors.Is(err, errMissingConfig):
 		return logical.ErrorResponse(err.Error()), nil
 	case err != nil:
 		return nil, err

@@ -12,7 +12,7 @@ import (
 // rotate the same key.
 func (b *backend) periodicFunc(ctx context.Context, req *logical.Request) error {
 	// Gates itself: records are local, so it also runs on performance secondaries.
-	b.periodicSweep(ctx, req.Storage)
+	b.periodicTidy(ctx, req.Storage)
 	if !b.WriteSafeReplicationState() {
 		return nil
 	}

@@ -92,7 +92,7 @@ func TestRevoke_AccountMissingInVisibleProjectIsGone(t *testing.T) {
 }
 
 // Defect 4: an archived project's accounts are gone for revocation, as for
-// the sweep: no failure that Vault retries until the lease is irrevocable.
+// tidy: no failure that Vault retries until the lease is irrevocable.
 func TestRevoke_ArchivedProjectCountsAsGone(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure()

@@ -7,12 +7,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// The orphan sweep deletes accounts this mount created whose lease can no
+// Tidy deletes accounts this mount created whose lease can no
 // longer be alive: a lease never outlives its record's ExpiresAt, so a record
 // older than that plus tidyGracePeriod belongs to a lease Vault lost or gave
 // up on (irrevocable, force-revoked, storage restored from backup), and an
@@ -22,16 +21,13 @@ import (
 // still lists the account under the recorded name: a record whose id now
 // carries another name is dropped without touching the account.
 const (
-	defaultTidyInterval = time.Hour
 	// tidyGracePeriod covers clock skew between nodes and Vault's own delay
-	// in revoking an expired lease, so the sweep never races a revocation.
+	// in revoking an expired lease, so tidy never races a revocation.
 	tidyGracePeriod = time.Hour
-	// keyExpirySkew tolerates drift between Vault's clock and OpenAI's.
-	keyExpirySkew = 10 * time.Minute
-	// periodicSweepBudget bounds a scheduled run: it shares Vault's 90s
+	// periodicTidyBudget bounds a scheduled run: it shares Vault's 90s
 	// rollback deadline with rotation and WAL rollback. What is left over
 	// is picked up on the next one-minute tick.
-	periodicSweepBudget = 45 * time.Second
+	periodicTidyBudget = 45 * time.Second
 	// nameMarker is the literal start of defaultNameTemplate. Untracked
 	// accounts carrying it are reported, never deleted: they may belong to
 	// another mount, or to a lease issued before records existed.
@@ -41,8 +37,8 @@ const (
 	tidyStatePath   = tidyStatePrefix + "state"
 )
 
-// sweepReport is what a run did (or, with DryRun, would do).
-type sweepReport struct {
+// tidyReport is what a run did (or, with DryRun, would do).
+type tidyReport struct {
 	DryRun          bool
 	Records         int // records examined
 	Stale           int // past max lifetime plus grace
@@ -58,7 +54,7 @@ type sweepReport struct {
 	Took            time.Duration
 }
 
-func (r *sweepReport) data() map[string]interface{} {
+func (r *tidyReport) data() map[string]interface{} {
 	return map[string]interface{}{
 		"dry_run":          r.DryRun,
 		"records":          r.Records,
@@ -76,7 +72,7 @@ func (r *sweepReport) data() map[string]interface{} {
 	}
 }
 
-func (r *sweepReport) logArgs() []interface{} {
+func (r *tidyReport) logArgs() []interface{} {
 	return []interface{}{
 		"dry_run", r.DryRun, "records", r.Records, "stale", r.Stale, "key_expired", r.KeyExpired,
 		"deleted", r.Deleted, "already_gone", r.AlreadyGone, "not_ours", r.NotOurs, "failed", r.Failed,
@@ -89,22 +85,22 @@ func (r *sweepReport) logArgs() []interface{} {
 }
 
 // eventful reports whether the run did or found anything an operator should see.
-func (r *sweepReport) eventful() bool {
+func (r *tidyReport) eventful() bool {
 	return r.Stale+r.KeyExpired+r.Deleted+r.AlreadyGone+r.NotOurs+r.Failed > 0 || r.Incomplete
 }
 
-var errSweepBusy = errors.New("a tidy run is already in progress on this node")
+var errTidyBusy = errors.New("a tidy run is already in progress on this node")
 
-// sweep runs one pass. allProjects also lists the projects of every record
+// tidy runs one pass. allProjects also lists the projects of every record
 // and role, to report untracked marked accounts; otherwise only projects with
 // something to delete are listed, so a quiet mount costs no upstream calls.
-func (b *backend) sweep(ctx context.Context, s logical.Storage, now time.Time, dryRun, allProjects bool) (*sweepReport, error) {
-	if !b.sweepMu.TryLock() {
-		return nil, errSweepBusy
+func (b *backend) tidy(ctx context.Context, s logical.Storage, now time.Time, dryRun, allProjects bool) (*tidyReport, error) {
+	if !b.tidyMu.TryLock() {
+		return nil, errTidyBusy
 	}
-	defer b.sweepMu.Unlock()
+	defer b.tidyMu.Unlock()
 	start := time.Now()
-	rep := &sweepReport{DryRun: dryRun}
+	rep := &tidyReport{DryRun: dryRun}
 	defer func() { rep.Took = time.Since(start) }()
 
 	client, err := b.getClient(ctx, s)
@@ -137,7 +133,7 @@ func (b *backend) sweep(ctx context.Context, s logical.Storage, now time.Time, d
 		switch {
 		case now.After(time.Unix(r.ExpiresAt, 0).Add(tidyGracePeriod)):
 			rep.Stale++
-		case r.KeyExpiresAt > 0 && now.After(time.Unix(r.KeyExpiresAt, 0).Add(keyExpirySkew)):
+		case r.KeyExpiresAt > 0 && now.After(time.Unix(r.KeyExpiresAt, 0).Add(clockSkew)):
 			rep.KeyExpired++
 		default:
 			continue
@@ -167,7 +163,7 @@ func (b *backend) sweep(ctx context.Context, s logical.Storage, now time.Time, d
 			rep.Incomplete, rep.Reason = true, "time budget exhausted"
 			break
 		}
-		stop, err := b.sweepProject(ctx, s, client, projectID, byProject[projectID], tracked, dryRun, rep)
+		stop, err := b.tidyProject(ctx, s, client, projectID, byProject[projectID], tracked, dryRun, rep)
 		if err != nil {
 			return rep, err
 		}
@@ -178,11 +174,11 @@ func (b *backend) sweep(ctx context.Context, s logical.Storage, now time.Time, d
 	return rep, nil
 }
 
-// sweepProject lists one project and settles its candidates. stop is true
+// tidyProject lists one project and settles its candidates. stop is true
 // when OpenAI is throttling or the budget ran out: the rest waits for the
 // next run rather than pressing on.
-func (b *backend) sweepProject(ctx context.Context, s logical.Storage, client adminClient, projectID string,
-	candidates []*accountRecord, tracked map[string]bool, dryRun bool, rep *sweepReport) (stop bool, err error) {
+func (b *backend) tidyProject(ctx context.Context, s logical.Storage, client adminClient, projectID string,
+	candidates []*accountRecord, tracked map[string]bool, dryRun bool, rep *tidyReport) (stop bool, err error) {
 	names := map[string]string{}
 	err = client.ListServiceAccounts(ctx, projectID, func(sa serviceAccount) bool {
 		names[sa.ID] = sa.Name
@@ -270,7 +266,7 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-// tidyState is when the scheduled sweep last ran on this cluster.
+// tidyState is when the scheduled tidy last ran on this cluster.
 type tidyState struct {
 	LastRun    time.Time `json:"last_run"`
 	Incomplete bool      `json:"incomplete"`
@@ -285,20 +281,20 @@ func getTidyState(ctx context.Context, s logical.Storage) (*tidyState, error) {
 	return st, entry.DecodeJSON(st)
 }
 
-// sweepAllowed: records are local storage, so every cluster's active node
-// sweeps its own (performance secondaries included); performance standbys
+// tidyAllowed: records are local storage, so every cluster's active node
+// tidies its own (performance secondaries included); performance standbys
 // and DR secondaries cannot write and never do.
-func (b *backend) sweepAllowed() bool {
+func (b *backend) tidyAllowed() bool {
 	st := b.System().ReplicationState()
 	return !st.HasState(consts.ReplicationPerformanceStandby) && !st.HasState(consts.ReplicationDRSecondary)
 }
 
-// periodicSweep is called from PeriodicFunc on Vault's one-minute tick and
-// sweeps when tidy_interval has passed since the last run, or at once after
+// periodicTidy is called from PeriodicFunc on Vault's one-minute tick and
+// tidies when tidy_interval has passed since the last run, or at once after
 // a run that was cut short. Failures are logged here and not returned: the
 // next run retries, and Vault would otherwise log them again every minute.
-func (b *backend) periodicSweep(ctx context.Context, s logical.Storage) {
-	if !b.sweepAllowed() {
+func (b *backend) periodicTidy(ctx context.Context, s logical.Storage) {
+	if !b.tidyAllowed() {
 		return
 	}
 	cfg, err := getConfig(ctx, s)
@@ -324,16 +320,16 @@ func (b *backend) periodicSweep(ctx context.Context, s logical.Storage) {
 		return
 	}
 
-	var rep *sweepReport
+	var rep *tidyReport
 	if len(ids) == 0 {
-		rep = &sweepReport{}
+		rep = &tidyReport{}
 	} else {
-		sctx, cancel := context.WithTimeout(ctx, periodicSweepBudget)
-		rep, err = b.sweep(sctx, s, now, false, false)
+		sctx, cancel := context.WithTimeout(ctx, periodicTidyBudget)
+		rep, err = b.tidy(sctx, s, now, false, false)
 		cancel()
 	}
 	switch {
-	case errors.Is(err, errSweepBusy):
+	case errors.Is(err, errTidyBusy):
 		return
 	case err != nil:
 		b.Logger().Warn("scheduled tidy failed; will retry at the next interval", "error", err)
@@ -350,40 +346,4 @@ func (b *backend) periodicSweep(ctx context.Context, s logical.Storage) {
 	if perr != nil {
 		b.Logger().Warn("tidy: cannot save schedule state", "error", perr)
 	}
-}
-
-// Config fields owned by the sweep (added to the config path by pathConfig).
-
-func addTidyConfigFields(fields map[string]*framework.FieldSchema) {
-	fields["tidy_interval"] = &framework.FieldSchema{
-		Type: framework.TypeDurationSecond,
-		Description: "How often the active node sweeps for accounts whose lease can no longer be alive (see tidy). " +
-			"0 disables the schedule; checked on Vault's one-minute tick. Default 1h.",
-		DisplayAttrs: &framework.DisplayAttributes{Name: "Tidy interval"},
-	}
-}
-
-func (c *openaiConfig) tidyInterval() time.Duration {
-	if c.TidyInterval == nil {
-		return defaultTidyInterval
-	}
-	return *c.TidyInterval
-}
-
-// parseTidyConfig applies tidy_interval from a config write.
-func parseTidyConfig(cfg *openaiConfig, d *framework.FieldData) *logical.Response {
-	v, ok := d.GetOk("tidy_interval")
-	if !ok {
-		return nil
-	}
-	iv := time.Duration(v.(int)) * time.Second
-	if iv < 0 || iv > maxKeyLifetime {
-		return logical.ErrorResponse("tidy_interval must be 0 (off) or a duration up to %s", maxKeyLifetime)
-	}
-	cfg.TidyInterval = &iv
-	return nil
-}
-
-func addTidyConfigData(cfg *openaiConfig, data map[string]interface{}) {
-	data["tidy_interval"] = int64(cfg.tidyInterval().Seconds())
 }

@@ -120,7 +120,7 @@ func TestTidy_KeyExpiredAtOpenAI(t *testing.T) {
 	rec := e.record(saID(r))
 	// OpenAI expired the key well before the record's lifetime ends (for
 	// example a key created by an older version with a shorter expiry).
-	rec.KeyExpiresAt = time.Now().Add(-keyExpirySkew - time.Minute).Unix()
+	rec.KeyExpiresAt = time.Now().Add(-clockSkew - time.Minute).Unix()
 	if err := putAccountRecord(context.Background(), e.storage, rec); err != nil {
 		t.Fatal(err)
 	}
@@ -263,18 +263,18 @@ func TestTidy_PeriodicHonoursIntervalAndReplicationState(t *testing.T) {
 		return saID(r)
 	}
 
-	// A performance standby never sweeps.
+	// A performance standby never tidies.
 	id := stale()
 	sys.ReplicationStateVal = consts.ReplicationPerformanceStandby
 	periodic()
 	if !e.liveAccountIDs()[id] {
 		t.Fatal("a performance standby swept")
 	}
-	// A performance secondary's active node sweeps its own local records.
+	// A performance secondary's active node tidies its own local records.
 	sys.ReplicationStateVal = consts.ReplicationPerformanceSecondary
 	periodic()
 	if e.liveAccountIDs()[id] {
-		t.Fatal("the first due run did not sweep")
+		t.Fatal("the first due run did not tidy")
 	}
 	sys.ReplicationStateVal = 0
 
@@ -298,55 +298,6 @@ func TestTidy_PeriodicHonoursIntervalAndReplicationState(t *testing.T) {
 	periodic()
 	if !e.liveAccountIDs()[id] {
 		t.Fatal("swept with tidy_interval 0")
-	}
-}
-
-func TestTidy_ConfigField(t *testing.T) {
-	e := newTestEnv(t)
-	e.configure()
-	if got := e.mustOK(logical.ReadOperation, "config", nil).Data["tidy_interval"]; got != int64(3600) {
-		t.Fatalf("default tidy_interval %v, want 3600", got)
-	}
-	e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{"tidy_interval": "15m"})
-	if got := e.mustOK(logical.ReadOperation, "config", nil).Data["tidy_interval"]; got != int64(900) {
-		t.Fatalf("tidy_interval %v, want 900", got)
-	}
-	e.mustBadRequest(logical.UpdateOperation, "config", map[string]interface{}{"tidy_interval": "-1s"}, "tidy_interval")
-	e.mustBadRequest(logical.UpdateOperation, "config", map[string]interface{}{"tidy_interval": "soon"}, "tidy_interval")
-}
-
-func TestConfigDelete_RefusedWhileKeysAreLive(t *testing.T) {
-	e := newTestEnv(t)
-	e.configure()
-	e.writeRole("app", map[string]interface{}{"max_ttl": "1h"})
-	issued := e.issueN("app", 3)
-	// A record whose key is already dead does not count.
-	e.ageRecord(saID(issued[2]), staleBy)
-
-	e.mustBadRequest(logical.DeleteOperation, "config", nil, "2 key(s) issued by this mount are still live")
-	e.mustBadRequest(logical.DeleteOperation, "config", map[string]interface{}{"force": false}, "force=true")
-	if resp := e.mustOK(logical.ReadOperation, "config", nil); resp == nil {
-		t.Fatal("config gone after a refused delete")
-	}
-	for _, r := range issued[:2] {
-		if err := e.revoke(r.Secret); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e.mustOK(logical.DeleteOperation, "config", nil)
-	if resp, _ := e.do(logical.ReadOperation, "config", nil); resp != nil {
-		t.Fatal("config survived delete")
-	}
-}
-
-func TestConfigDelete_Force(t *testing.T) {
-	e := newTestEnv(t)
-	e.configure()
-	e.writeRole("app", map[string]interface{}{})
-	e.issue("app", nil)
-	e.mustOK(logical.DeleteOperation, "config", map[string]interface{}{"force": true})
-	if resp, _ := e.do(logical.ReadOperation, "config", nil); resp != nil {
-		t.Fatal("config survived a forced delete")
 	}
 }
 
@@ -386,7 +337,7 @@ func TestTidy_ProjectNotVisibleKeepsRecords(t *testing.T) {
 // Issue 11 item 8: the tidy log carries its duration as integer milliseconds;
 // a time.Duration crossed the plugin's log channel as duration="2e+06".
 func TestTidy_LogDurationIsIntegerMilliseconds(t *testing.T) {
-	rep := &sweepReport{Took: 2 * time.Millisecond}
+	rep := &tidyReport{Took: 2 * time.Millisecond}
 	args := rep.logArgs()
 	found := false
 	for i := 0; i+1 < len(args); i += 2 {

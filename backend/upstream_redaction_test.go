@@ -52,10 +52,10 @@ func assertLoggedRedacted(t *testing.T, logs *syncBuffer, wantLine string, also 
 	}
 }
 
-// The client redacts upstream error text itself: the sweep, rotation and
+// The client redacts upstream error text itself: tidy, rotation and
 // rollback log upstream errors directly, outside HandleRequest's scrub of
 // error responses.
-func TestUpstreamErrorRedaction_Sweep(t *testing.T) {
+func TestUpstreamErrorRedaction_Tidy(t *testing.T) {
 	e, logs := newLoggedEnv(t)
 	e.configure()
 	e.writeRole("app", map[string]interface{}{"max_ttl": "1h"})

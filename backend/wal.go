@@ -3,16 +3,19 @@ package backend
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/mitchellh/mapstructure"
 )
 
-const walKindServiceAccount = "service_account"
+// Crash recovery: every kind of WAL entry the engine writes, and its
+// rollback. Vault calls walRollback for an entry older than the rollback age
+// (backend.go); an error keeps the entry for the next try.
+const (
+	walKindServiceAccount   = "service_account"
+	walKindAdminKeyRotation = "admin_key_rotation"
+)
 
 // walServiceAccount guards one create. Rollback deletes the accounts in the
 // project whose name carries Token (every attempt of one create sends the
@@ -37,81 +40,27 @@ type walServiceAccount struct {
 // failing is retried before it is dropped: by then the key is dead at OpenAI.
 const walGiveUpAfter = 24 * time.Hour
 
-// createdAtSkew tolerates clock drift between Vault and OpenAI when matching
-// an account to the WAL entry that guarded its creation.
-const createdAtSkew = 10 * time.Minute
-
-// createCommitMargin is the time an issue may still need after its create
-// call returns (twin entry, record, commit), kept free below the rollback age.
-const createCommitMargin = time.Second
-
-// rollbackMarkTTL is how long a rolled-back token is remembered, so that an
-// issue still holding it fails its commit. Far longer than any create can
-// last (its call is capped below the rollback age).
-const rollbackMarkTTL = time.Hour
-
-// createGuard makes an issue's commit and a rollback of the same create
-// exclusive: a rollback marks the token first, and an issue commits (writes
-// its record, deletes its WAL entry) only while its token is unmarked. So an
-// account is either committed before rollback looks at it (and its
-// committed record protects it), or its issue fails. In memory: both run on
-// the active node, where every create happens.
-type createGuard struct {
-	locks []*locksutil.LockEntry
-
-	mu         sync.Mutex
-	rolledBack map[string]time.Time
+// walAdminKeyRotation guards one rotation. Rollback reads config: if it
+// already holds the new key the rotation is rolled forward (the old key is
+// deleted), otherwise back (the new key is deleted, by id or else by name).
+type walAdminKeyRotation struct {
+	OldKeyID   string `json:"old_key_id" mapstructure:"old_key_id"`
+	NewKeyName string `json:"new_key_name" mapstructure:"new_key_name"`
+	NewKeyID   string `json:"new_key_id,omitempty" mapstructure:"new_key_id"`
+	CreatedAt  int64  `json:"created_at" mapstructure:"created_at"`
+	// KeepOldKey: the old key was supplied and delete_supplied_key_on_rotate
+	// is false, so rolling forward must not delete it (supplied_key.go).
+	KeepOldKey bool `json:"keep_old_key,omitempty" mapstructure:"keep_old_key"`
 }
 
-func newCreateGuard() *createGuard {
-	return &createGuard{locks: locksutil.CreateLocks(), rolledBack: map[string]time.Time{}}
-}
+// rotationWALGiveUpAfter bounds how long a rotation rollback that keeps
+// failing is retried (for example while the stored key is rejected).
+const rotationWALGiveUpAfter = 7 * 24 * time.Hour
 
-// markRolledBack records that rollback is acting on token.
-func (g *createGuard) markRolledBack(token string) {
-	lock := locksutil.LockForKey(g.locks, token)
-	lock.Lock()
-	defer lock.Unlock()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	now := time.Now()
-	for t, at := range g.rolledBack {
-		if now.Sub(at) > rollbackMarkTTL {
-			delete(g.rolledBack, t)
-		}
-	}
-	g.rolledBack[token] = now
-}
-
-func (g *createGuard) isRolledBack(token string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	_, ok := g.rolledBack[token]
-	return ok
-}
-
-// errCreateRolledBack: the issue outlived its WAL entry's rollback age.
-var errCreateRolledBack = fmt.Errorf("issue took longer than the WAL rollback age and was rolled back; retry the request")
-
-// commitCreate writes the account's record, still pending, then deletes the
-// WAL entry, which commits the account to the lease about to be returned.
-// If the delete fails the request fails, and rollback removes the account
-// and its record.
-func (b *backend) commitCreate(ctx context.Context, s logical.Storage, walID, token string, rec *accountRecord) error {
-	lock := locksutil.LockForKey(b.createGuard.locks, token)
-	lock.Lock()
-	defer lock.Unlock()
-	if b.createGuard.isRolledBack(token) {
-		return errCreateRolledBack
-	}
-	if err := putAccountRecord(ctx, s, rec); err != nil {
-		return fmt.Errorf("record issued account: %w", err)
-	}
-	if err := framework.DeleteWAL(ctx, s, walID); err != nil {
-		return fmt.Errorf("commit issued key: %w", err)
-	}
-	return nil
-}
+// clockSkew tolerates drift between Vault's clock and OpenAI's: when
+// matching an account to the WAL entry that guarded its creation, and when
+// tidy judges a key expired at OpenAI (tidy.go).
+const clockSkew = 10 * time.Minute
 
 func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind string, data interface{}) error {
 	switch kind {
@@ -153,7 +102,7 @@ func (b *backend) rollbackServiceAccount(ctx context.Context, s logical.Storage,
 		b.createGuard.markRolledBack(entry.Token)
 	}
 
-	earliest := entry.CreatedAt - int64(createdAtSkew.Seconds())
+	earliest := entry.CreatedAt - int64(clockSkew.Seconds())
 	var candidates []serviceAccount
 	sameName := 0
 	err = client.ListServiceAccounts(ctx, entry.ProjectID, func(sa serviceAccount) bool {
@@ -217,5 +166,87 @@ func (b *backend) rollbackServiceAccount(ctx context.Context, s logical.Storage,
 		}
 		log.Info("rolled back service account from an interrupted issue", "service_account_id", sa.ID)
 	}
+	return nil
+}
+
+func (b *backend) rollbackAdminKeyRotation(ctx context.Context, s logical.Storage, data interface{}) error {
+	var entry walAdminKeyRotation
+	if err := mapstructure.WeakDecode(data, &entry); err != nil {
+		b.Logger().Error("dropping undecodable rotation WAL entry", "error", err)
+		return nil
+	}
+	if time.Since(time.Unix(entry.CreatedAt, 0)) > rotationWALGiveUpAfter {
+		b.Logger().Error("dropping rotation WAL entry after retrying for a week", "new_key_name", entry.NewKeyName)
+		return nil
+	}
+
+	b.configMu.Lock()
+	defer b.configMu.Unlock()
+	cfg, err := getConfig(ctx, s)
+	if err != nil {
+		return err
+	}
+	if cfg == nil {
+		return nil // config deleted: nothing left to rotate or to keep
+	}
+	client := b.newClient(cfg.clientSettings())
+
+	if entry.NewKeyID != "" && cfg.AdminAPIKeyID == entry.NewKeyID {
+		// Persisted before the crash: roll forward.
+		if entry.OldKeyID != "" && !entry.KeepOldKey {
+			cfg.PendingKeyDeletions = appendUnique(cfg.PendingKeyDeletions, entry.OldKeyID)
+		}
+		b.deleteTwinAdminKeys(ctx, client, entry.NewKeyName, entry.NewKeyID)
+		return b.deletePendingAdminKeys(ctx, s, client, cfg)
+	}
+
+	// Not persisted: delete the new key, which nothing uses; by id when the
+	// entry recorded it, else every key of its (unique) name.
+	if entry.NewKeyID != "" {
+		err = b.deleteAdminKey(ctx, client, entry.NewKeyID)
+	} else {
+		err = b.deleteAdminKeysNamed(ctx, client, entry.NewKeyName, cfg.AdminAPIKeyID)
+	}
+	if err != nil {
+		return fmt.Errorf("rotation rollback: %w", err)
+	}
+	return nil
+}
+
+// deleteTwinAdminKeys removes keys an earlier attempt of a retried create
+// made before its response was lost: same unique name, different id. A
+// failure is logged, not returned: the rotation itself has succeeded.
+func (b *backend) deleteTwinAdminKeys(ctx context.Context, c adminClient, name, keepID string) {
+	if err := b.deleteAdminKeysNamed(ctx, c, name, keepID); err != nil {
+		b.Logger().Warn("could not check for duplicate admin keys from a retried create", "name", name, "error", err)
+	}
+}
+
+// deleteAdminKeysNamed deletes every admin key called name except keepID.
+// A rotated key's name is unique to its rotation (rotatedKeyName), so each
+// one found is a leftover of that rotation. Every key found is tried even
+// after a failure; the first error is returned.
+func (b *backend) deleteAdminKeysNamed(ctx context.Context, c adminClient, name, keepID string) error {
+	var doomed []string
+	firstErr := c.ListAdminAPIKeys(ctx, func(k adminAPIKey) bool {
+		if k.Name == name && k.ID != keepID {
+			doomed = append(doomed, k.ID)
+		}
+		return true
+	})
+	for _, id := range doomed {
+		if err := b.deleteAdminKey(ctx, c, id); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// deleteAdminKey deletes a key a rotation left behind; already gone is done.
+func (b *backend) deleteAdminKey(ctx context.Context, c adminClient, id string) error {
+	if err := c.DeleteAdminAPIKey(ctx, id); err != nil && !isNotFound(err) {
+		return err
+	}
+	b.Logger().Info("deleted admin key from an interrupted or retried rotation", "admin_api_key_id", id)
 	return nil
 }
