@@ -2,9 +2,11 @@ package fakeopenai
 
 import (
 	"context"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -85,11 +87,7 @@ func (s *Server) CurrentFaults() Faults {
 func (s *Server) FaultCounts() map[FaultKind]int {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
-	out := make(map[FaultKind]int, len(s.faultCounts))
-	for k, v := range s.faultCounts {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.faultCounts)
 }
 
 // ResetFaultCounts zeroes the injected-fault counters.
@@ -166,3 +164,35 @@ func (d *discardWriter) Header() http.Header {
 }
 func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discardWriter) WriteHeader(int)             {}
+
+// faultAnswers are the injected faults answered with an OpenAI error.
+var faultAnswers = map[FaultKind]struct {
+	status     int
+	typ        string
+	code       *string
+	defaultMsg string
+}{
+	Fault429: {http.StatusTooManyRequests, "rate_limit_exceeded", ptr("rate_limit_exceeded"), "Rate limit reached for requests (injected by the fake)."},
+	Fault500: {http.StatusInternalServerError, "server_error", nil, "The server had an error while processing your request (injected by the fake)."},
+	Fault400: {http.StatusBadRequest, "invalid_request_error", nil, "Bad request (injected by the fake)."},
+	Fault401: {http.StatusUnauthorized, "invalid_request_error", ptr("invalid_api_key"), "Incorrect API key provided (injected by the fake)."},
+	Fault403: {http.StatusForbidden, "invalid_request_error", nil, "You have insufficient permissions for this operation (injected by the fake)."},
+}
+
+// writeFault answers an error fault (429, 500, 400, 401, 403) as OpenAI
+// would; other kinds are not answers, and it reports false.
+func writeFault(w http.ResponseWriter, rule FaultRule) bool {
+	a, ok := faultAnswers[rule.Kind]
+	if !ok {
+		return false
+	}
+	msg := a.defaultMsg
+	if rule.Message != "" {
+		msg = rule.Message
+	}
+	if rule.Kind == Fault429 {
+		w.Header().Set("Retry-After", strconv.Itoa(max(rule.RetryAfter, 1))) // the spec: minimum 1
+	}
+	writeError(w, a.status, a.typ, nil, a.code, msg)
+	return true
+}

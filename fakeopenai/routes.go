@@ -1,0 +1,114 @@
+// The operations the fake serves, exactly the ones the engine calls
+// (backend/client.go), and the dispatch from a path to its handler.
+
+package fakeopenai
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Op names an Admin API operation, for call counting and fault targeting.
+type Op string
+
+// Operations served by the fake: the engine's calls and no others, so a
+// call the engine starts making fails its tests until the fake learns it.
+const (
+	OpGetProject           Op = "get_project"
+	OpCreateServiceAccount Op = "create_service_account"
+	OpListServiceAccounts  Op = "list_service_accounts"
+	OpDeleteServiceAccount Op = "delete_service_account"
+	OpListAdminKeys        Op = "list_admin_keys"
+	OpCreateAdminKey       Op = "create_admin_key"
+	OpGetAdminKey          Op = "get_admin_key"
+	OpDeleteAdminKey       Op = "delete_admin_key"
+)
+
+// routes maps path shapes ("*" is one path segment) to the operation per method.
+var routes = []struct {
+	pattern []string
+	methods map[string]Op
+}{
+	{[]string{"organization", "projects", "*"}, map[string]Op{"GET": OpGetProject}},
+	{[]string{"organization", "projects", "*", "service_accounts"}, map[string]Op{"GET": OpListServiceAccounts, "POST": OpCreateServiceAccount}},
+	{[]string{"organization", "projects", "*", "service_accounts", "*"}, map[string]Op{"DELETE": OpDeleteServiceAccount}},
+	{[]string{"organization", "admin_api_keys"}, map[string]Op{"GET": OpListAdminKeys, "POST": OpCreateAdminKey}},
+	{[]string{"organization", "admin_api_keys", "*"}, map[string]Op{"GET": OpGetAdminKey, "DELETE": OpDeleteAdminKey}},
+}
+
+// resolve finds the operation for a request. On failure op is "" and status
+// is 404 (no such path) or 405 (path exists, method does not).
+func resolve(method, path string) (op Op, args []string, status int) {
+	rest, ok := strings.CutPrefix(path, "/v1/")
+	if !ok {
+		return "", nil, http.StatusNotFound
+	}
+	segs := strings.Split(rest, "/")
+	for _, rt := range routes {
+		if len(rt.pattern) != len(segs) {
+			continue
+		}
+		var wild []string
+		match := true
+		for i, p := range rt.pattern {
+			if segs[i] == "" || (p != "*" && p != segs[i]) {
+				match = false
+				break
+			}
+			if p == "*" {
+				wild = append(wild, segs[i])
+			}
+		}
+		if !match {
+			continue
+		}
+		if op, ok := rt.methods[method]; ok {
+			return op, wild, http.StatusOK
+		}
+		return "", nil, http.StatusMethodNotAllowed
+	}
+	return "", nil, http.StatusNotFound
+}
+
+// handle authenticates and performs op.
+func (s *Server) handle(w http.ResponseWriter, r *http.Request, op Op, args []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.authLocked(w, r) {
+		return
+	}
+	switch op {
+	case OpGetProject:
+		if p := s.projectLocked(w, args[0], false); p != nil {
+			writeJSON(w, p.json())
+		}
+	case OpCreateServiceAccount:
+		if p := s.projectLocked(w, args[0], true); p != nil {
+			s.createServiceAccount(w, r, p)
+		}
+	case OpListServiceAccounts:
+		if p := s.projectLocked(w, args[0], true); p != nil {
+			s.listServiceAccounts(w, r, p)
+		}
+	case OpDeleteServiceAccount:
+		if p := s.projectLocked(w, args[0], true); p != nil {
+			if a := accountOr404(w, p, args[1]); a != nil {
+				p.deleteLocked(a.id)
+				writeJSON(w, deletedJSON{Object: "organization.project.service_account.deleted", ID: a.id, Deleted: true})
+			}
+		}
+	case OpListAdminKeys:
+		s.listAdminKeys(w, r)
+	case OpCreateAdminKey:
+		s.createAdminKey(w, r)
+	case OpGetAdminKey:
+		if k := s.adminKeyOr404(w, args[0]); k != nil {
+			writeJSON(w, k.json(false))
+		}
+	case OpDeleteAdminKey:
+		if k := s.adminKeyOr404(w, args[0]); k != nil {
+			s.deleteAdminKeyLocked(k.id)
+			writeJSON(w, deletedJSON{Object: "organization.admin_api_key.deleted", ID: k.id, Deleted: true})
+		}
+	}
+}
