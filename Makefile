@@ -28,6 +28,7 @@ test:
 	$(MAKE) lint
 	$(MAKE) test-unit
 	$(MAKE) test-e2e
+	$(MAKE) bench-smoke
 
 # The e2e package is behind the `e2e` build tag, so ./... here never starts Vault.
 test-unit:
@@ -59,31 +60,25 @@ test-faults:
 		$(GO) test -tags e2e -race -count=1 -timeout 30m -run '^(TestFault|TestAppPolicy)' -v $(E2E_FLAGS) ./e2e/...
 	MODEL_STEPS=$(MODEL_STEPS) $(GO) test -race -count=1 -timeout 30m -run '^TestModel' -v ./backend/
 
-# The benchmark: the engine driven through a real Vault dev server against the
-# in-process fake (e2e/bench_*_test.go, tag pprof: the plugin is built with its
-# pprof listener and without -race), then bench/plot (its own module, so gonum/plot
-# stays out of the plugin's dependencies) draws throughput.png from bench.json.
-# Writes bench/results/ (~5 min on 2 cores).
-BENCH_OUT ?= bench/results
+# The benchmark (bench/, its own module so gonum/plot stays out of the plugin's
+# dependencies): the engine driven through a real Vault dev server against the
+# in-process fake, on the e2e suite's harness (e2e/harness). The plugin is built
+# with its pprof listener (tag pprof) and without -race. Writes bench/results/
+# (~5 min on 2 cores).
 bench:
-	VAULT_BIN="$$(scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) BENCH_OUT="$(abspath $(BENCH_OUT))" \
-		$(GO) test -tags 'e2e bench pprof' -count=1 -timeout 20m -run '^TestBench$$' -v ./e2e/
-	cd bench && $(GO) run ./plot "$(abspath $(BENCH_OUT))"
+	cd bench && VAULT_BIN="$$(../scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
+		$(GO) test -tags bench -count=1 -timeout 20m -run '^TestBench$$' -v .
 
-# The same benchmark with a few hundred requests (< 1 min); checks it works, not
-# speed. Its report and plot go to bin/bench-smoke/, not bench/results/.
-BENCH_SMOKE_OUT := bin/bench-smoke
+# The same benchmark with a few hundred requests (~1 min); checks it works
+# (report and plot included), not speed. Its output goes to a temporary directory.
 bench-smoke:
-	rm -rf $(BENCH_SMOKE_OUT)
-	VAULT_BIN="$$(scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) BENCH_OUT="$(abspath $(BENCH_SMOKE_OUT))" \
-		$(GO) test -tags 'e2e pprof' -count=1 -timeout 5m -run '^TestBenchSmoke$$' -v ./e2e/
-	cd bench && $(GO) run ./plot "$(abspath $(BENCH_SMOKE_OUT))"
-	test -s $(BENCH_SMOKE_OUT)/throughput.png
+	cd bench && VAULT_BIN="$$(../scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
+		$(GO) test -count=1 -timeout 5m -run '^TestBenchSmoke$$' -v .
 
-# CPU profiles of the plugin and Vault under issue load (BENCH_PROFILE_* in e2e/bench_full_test.go).
+# CPU profiles of the plugin and Vault under issue load (BENCH_PROFILE_* in bench/full_test.go).
 bench-profile:
-	VAULT_BIN="$$(scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
-		$(GO) test -tags 'e2e bench pprof' -count=1 -timeout 10m -run '^TestBenchProfile$$' -v ./e2e/
+	cd bench && VAULT_BIN="$$(../scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
+		$(GO) test -tags bench -count=1 -timeout 10m -run '^TestBenchProfile$$' -v .
 
 demo:
 	scripts/demo.sh
@@ -111,14 +106,13 @@ lint: vet staticcheck
 	@files="$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*'))"; \
 	if [[ -n "$$files" ]]; then echo "gofmt: not formatted (run make fmt):"; echo "$$files"; exit 1; fi
 
-# Every build tag: e2e (the suite), pprof (the plugin's profiling listener and the
-# benchmark), bench (the full benchmark); bench/ is its own module.
+# Every build tag: e2e (the suite), pprof (the plugin's profiling listener), and in
+# the bench module (bench/) bench (the full benchmark).
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags pprof ./cmd/...
 	$(GO) vet -tags e2e ./e2e/...
-	$(GO) vet -tags 'e2e bench pprof' ./e2e/...
-	cd bench && $(GO) vet ./...
+	cd bench && $(GO) vet -tags bench ./...
 
 # staticcheck is pinned in scripts/staticcheck/go.mod (like Vault in scripts/vault)
 # and built into bin/; Go's build cache makes the rebuild on every run cheap.
@@ -128,8 +122,7 @@ staticcheck:
 	$(STATICCHECK) ./...
 	$(STATICCHECK) -tags pprof ./cmd/...
 	$(STATICCHECK) -tags e2e ./e2e/...
-	$(STATICCHECK) -tags 'e2e bench pprof' ./e2e/...
-	cd bench && ../$(STATICCHECK) ./...
+	cd bench && ../$(STATICCHECK) -tags bench ./...
 
 clean:
 	rm -rf bin

@@ -1,6 +1,4 @@
-//go:build e2e && pprof
-
-package e2e
+package bench
 
 // The benchmark's configuration and its results, as written to bench/results/bench.json.
 

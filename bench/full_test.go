@@ -1,6 +1,6 @@
-//go:build e2e && bench && pprof
+//go:build bench
 
-package e2e
+package bench
 
 import (
 	"fmt"
@@ -14,11 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vault-plugin-openai/vault-plugin-openai/e2e/harness"
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
 )
 
 // TestBench is `make bench`: the full benchmark, writing
-// bench/results/{bench.json,bench.md} (BENCH_OUT overrides the
+// bench/results/{bench.json,bench.md,throughput.png} (BENCH_OUT overrides the
 // directory). About five minutes on two cores; it fails on wrong behaviour
 // (errors, leaks, more than one upstream call per key), while the targets it
 // measures are reported in the results, met or not.
@@ -28,7 +29,7 @@ func TestBench(t *testing.T) {
 	}
 	dir := os.Getenv("BENCH_OUT")
 	if dir == "" {
-		dir = filepath.Join(suite.repoRoot, "bench", "results")
+		dir = filepath.Join(harness.Suite.RepoRoot, "bench", "results")
 	}
 	rep := runBench(t, benchConfig{
 		Name:            "full",
@@ -70,7 +71,7 @@ func TestBenchProfile(t *testing.T) {
 	}
 
 	rep := &benchReport{}
-	e := newBenchEnv(t, rep, VaultOptions{}, false)
+	e := newBenchEnv(t, rep, harness.VaultOptions{}, false)
 	e.f.SetFaults(fakeopenai.Faults{Latency: lat})
 
 	fetch := func(url, token, file string, wg *sync.WaitGroup) {

@@ -1,11 +1,11 @@
-//go:build e2e && pprof
-
-package e2e
+package bench
 
 // Process statistics: CPU and memory of Vault, the plugin and this process from
 // /proc, and the machine the run happened on.
 
 import (
+	"github.com/vault-plugin-openai/vault-plugin-openai/e2e/harness"
+
 	"fmt"
 	"os"
 	"runtime"
@@ -34,7 +34,7 @@ type cpuSnap struct {
 	busy, steal, total  float64
 }
 
-func cpuSnapshot(v *Vault) cpuSnap {
+func cpuSnapshot(v *harness.Vault) cpuSnap {
 	s := cpuSnap{vault: procCPU(v.PID()), self: procCPU(os.Getpid())}
 	for _, p := range v.PluginPIDs() {
 		s.plugin += procCPU(p)
@@ -123,7 +123,7 @@ func procMem(pids []int) map[string]float64 {
 }
 
 func machine() machineInfo {
-	m := machineInfo{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Plugin: suite.version, PluginRace: raceEnabled}
+	m := machineInfo{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Plugin: harness.Suite.Version, PluginRace: raceEnabled}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if k, val, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {

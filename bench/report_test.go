@@ -1,6 +1,4 @@
-//go:build e2e && pprof
-
-package e2e
+package bench
 
 // The report: ratios to the floors, the targets met or not, and bench.md.
 
@@ -150,10 +148,11 @@ func writeReport(t *testing.T, rep *benchReport, dir string) {
 			t.Fatal(err)
 		}
 	}
+	if err := plotThroughput(rep, filepath.Join(dir, "throughput.png")); err != nil {
+		t.Fatalf("plot: %v", err)
+	}
 	fmt.Println(md)
-	// throughput.png is drawn from bench.json by bench/plot (its own module, so
-	// gonum/plot stays out of the plugin's dependencies); make bench runs it.
-	t.Logf("wrote %s/{bench.json,bench.md}", dir)
+	t.Logf("wrote %s/{bench.json,bench.md,throughput.png}", dir)
 }
 
 func markdown(rep *benchReport) string {

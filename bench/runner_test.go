@@ -1,6 +1,4 @@
-//go:build e2e && pprof
-
-package e2e
+package bench
 
 // The load runner: starts Vault, the plugin and the fake, issues and revokes
 // leases from concurrent clients, and measures each cell and revocation run.
@@ -24,6 +22,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/vault-plugin-openai/vault-plugin-openai/e2e/harness"
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
 )
 
@@ -47,7 +46,7 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 	// Vault 1: floors and the issue matrix. It is discarded afterwards, which
 	// is cheaper than revoking the thousands of leases the matrix leaves.
 	{
-		e := newBenchEnv(t, rep, VaultOptions{}, true)
+		e := newBenchEnv(t, rep, harness.VaultOptions{}, true)
 		sdk := sdkClient(e.f)
 		e.f.AddProject(benchFloorProject, "Benchmark floor", "active")
 		var issued, floorCreates int
@@ -96,7 +95,7 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 	// Vault 2: a fresh plugin process for start-up, memory with live leases,
 	// revocation by prefix and mass expiry.
 	{
-		e := newBenchEnv(t, rep, VaultOptions{}, false)
+		e := newBenchEnv(t, rep, harness.VaultOptions{}, false)
 		logf("plugin mount (process start, handshake, Setup): %.3fs", rep.Plugin.MountSeconds)
 		rep.Plugin.RSSIdleMB, _ = procMemMB(e.v.PluginPIDs())
 		rep.Plugin.HeapIdleMB = e.heapMB()
@@ -111,7 +110,7 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 				rep.Plugin.RSSAtLeasesMB, rep.Plugin.HWMAtLeasesMB, rep.Plugin.HeapAtLeasesMB = rss, hwm, heap
 				m := procMem(e.v.PluginPIDs())
 				rep.Plugin.AnonAtLeasesMB, rep.Plugin.FileAtLeasesMB = m["RssAnon"], m["RssFile"]
-				rep.Plugin.LiveLeases = len(leasesUnder(t, e.v, "openai/creds/"+benchRole+"/"))
+				rep.Plugin.LiveLeases = len(harness.LeasesUnder(t, e.v, "openai/creds/"+benchRole+"/"))
 			} else {
 				rep.Plugin.RSSAtLeasesAgainMB = rss
 			}
@@ -156,7 +155,7 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 
 		// Restart of the plugin process, as `vault plugin reload` does it.
 		t0 := time.Now()
-		if _, err := e.v.Client.Sys().ReloadPluginWithContext(context.Background(), &api.ReloadPluginInput{Plugin: pluginName}); err != nil {
+		if _, err := e.v.Client.Sys().ReloadPluginWithContext(context.Background(), &api.ReloadPluginInput{Plugin: harness.PluginName}); err != nil {
 			t.Fatalf("plugin reload: %v", err)
 		}
 		for {
@@ -176,7 +175,7 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 	// Vault's worker count, not the plugin, was the limit.
 	if cfg.ProbeWorkers > 0 && len(cfg.RevokeLatencies) > 0 {
 		lat := slices.Max(cfg.RevokeLatencies)
-		e := newBenchEnv(t, rep, VaultOptions{Env: []string{"VAULT_LEASE_REVOCATION_WORKERS=" + strconv.Itoa(cfg.ProbeWorkers)}}, false)
+		e := newBenchEnv(t, rep, harness.VaultOptions{Env: []string{"VAULT_LEASE_REVOCATION_WORKERS=" + strconv.Itoa(cfg.ProbeWorkers)}}, false)
 		before := e.f.Calls()
 		fill := e.fillLeases(cfg, nil, logf)
 		r := e.revokePrefix(cfg, lat, fill)
@@ -221,8 +220,8 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 // "bench", a fake whose in-flight deletes are gauged, and a tuned client.
 type benchEnv struct {
 	t     *testing.T
-	v     *Vault
-	f     *Fake
+	v     *harness.Vault
+	f     *harness.Fake
 	c     *api.Client
 	pprof string // the plugin's pprof base URL
 	// inFlight counts DELETE requests being served by the fake.
@@ -231,21 +230,21 @@ type benchEnv struct {
 
 // newBenchEnv starts the environment; withKV also mounts KV v2 at kv/.
 // Without it the plugin mount is timed into rep (the process is fresh).
-func newBenchEnv(t *testing.T, rep *benchReport, opts VaultOptions, withKV bool) *benchEnv {
+func newBenchEnv(t *testing.T, rep *benchReport, opts harness.VaultOptions, withKV bool) *benchEnv {
 	t.Helper()
 	e := &benchEnv{t: t}
-	e.v = startVault(t, opts)
+	e.v = harness.StartVault(t, opts)
 	e.f = e.gaugedFake(rep.Config.Contract)
-	pprofAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	pprofAddr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
 	e.pprof = "http://" + pprofAddr
-	registerPlugin(t, e.v, "OPENAI_PLUGIN_PPROF_ADDR="+pprofAddr)
+	harness.RegisterPlugin(t, e.v, "OPENAI_PLUGIN_PPROF_ADDR="+pprofAddr)
 	t0 := time.Now()
-	mountPlugin(t, e.v, "openai")
+	harness.MountPlugin(t, e.v, "openai")
 	if !withKV {
 		rep.Plugin.MountSeconds = time.Since(t0).Seconds()
 	}
-	writeConfig(t, e.v, "openai", e.f, nil)
-	writeRole(t, e.v, "openai", benchRole, map[string]any{"ttl": benchRoleTTL, "max_ttl": benchRoleMax})
+	harness.WriteConfig(t, e.v, "openai", e.f, nil)
+	harness.WriteRole(t, e.v, "openai", benchRole, map[string]any{"ttl": benchRoleTTL, "max_ttl": benchRoleMax})
 	e.c = benchClient(t, e.v)
 	if withKV {
 		if err := e.v.Client.Sys().Mount("kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
@@ -264,7 +263,7 @@ func newBenchEnv(t *testing.T, rep *benchReport, opts VaultOptions, withKV bool)
 
 // gaugedFake is newFake with a gauge of concurrent deletes in front, so a
 // revocation shows how much of Vault's concurrency reaches the upstream.
-func (e *benchEnv) gaugedFake(contract bool) *Fake {
+func (e *benchEnv) gaugedFake(contract bool) *harness.Fake {
 	// No logger: the fake would format a line per request only to discard it,
 	// on the CPUs the engine is being measured on.
 	srv := fakeopenai.New(fakeopenai.Options{SkipContract: !contract})
@@ -285,7 +284,7 @@ func (e *benchEnv) gaugedFake(contract bool) *Fake {
 		hs.CloseClientConnections()
 		hs.Close()
 	})
-	return &Fake{Server: srv, URL: hs.URL + "/v1", http: hs}
+	return &harness.Fake{Server: srv, URL: hs.URL + "/v1", HTTP: hs}
 }
 
 // heapMB is the plugin's live heap right after a forced GC (its
@@ -320,7 +319,7 @@ func (e *benchEnv) countCalls(rep *benchReport, before map[fakeopenai.Op]int, ke
 
 // benchClient is a Vault API client whose transport keeps a connection per
 // client goroutine alive (the default pool keeps GOMAXPROCS+1).
-func benchClient(t *testing.T, v *Vault) *api.Client {
+func benchClient(t *testing.T, v *harness.Vault) *api.Client {
 	t.Helper()
 	cfg := api.DefaultConfig()
 	cfg.Address = v.Addr
@@ -340,7 +339,7 @@ func benchClient(t *testing.T, v *Vault) *api.Client {
 }
 
 // sdkClient calls the fake directly through the official SDK: the upstream floor.
-func sdkClient(f *Fake) openai.Client {
+func sdkClient(f *harness.Fake) openai.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = 1024
 	tr.MaxIdleConnsPerHost = 512
@@ -384,8 +383,8 @@ func (e *benchEnv) issueFunc(ttl func() string) func(context.Context, int64) err
 		}
 		// The key value is checked for presence only and never kept or printed;
 		// a non-string or empty value is as missing as an absent one.
-		key, _ := dataString(s, "api_key")
-		sa, _ := dataString(s, "service_account_id")
+		key, _ := harness.DataString(s, "api_key")
+		sa, _ := harness.DataString(s, "service_account_id")
 		if s == nil || s.LeaseID == "" || key == "" || sa == "" {
 			return fmt.Errorf("issue returned no lease or key")
 		}
@@ -560,7 +559,7 @@ func (e *benchEnv) measureToZero(cfg benchConfig, lat time.Duration, start func(
 	// up to a minute without failing here: the count left is the figure the
 	// callers assert on (a fatal wait would make that assertion unreachable).
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		r.LeasesLeft = len(leasesUnder(t, e.v, "openai/creds/"+benchRole+"/"))
+		r.LeasesLeft = len(harness.LeasesUnder(t, e.v, "openai/creds/"+benchRole+"/"))
 		if r.LeasesLeft == 0 || time.Now().After(deadline) {
 			break
 		}

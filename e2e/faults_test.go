@@ -32,20 +32,6 @@ import (
 
 func faultsFull() bool { return os.Getenv("E2E_FAULTS") == "1" }
 
-// figures prints a scenario's numbers in one greppable line.
-func figures(t *testing.T, scenario string, kv ...any) {
-	t.Helper()
-	var b strings.Builder
-	for i := 0; i+1 < len(kv); i += 2 {
-		v := kv[i+1]
-		if d, ok := v.(time.Duration); ok {
-			v = fmt.Sprintf("%.1fs", d.Seconds())
-		}
-		fmt.Fprintf(&b, " %s=%v", kv[i], v)
-	}
-	t.Logf("FIGURES %s:%s", scenario, b.String())
-}
-
 // rollbackSoon lowers the age at which the engine rolls back WAL entries, so
 // a test waits for one of Vault's one-minute rollback ticks, not for minutes.
 // The engine refuses a config whose creates could outlast that age (less a
@@ -846,14 +832,4 @@ path "openai/creds/r" {
 		}
 	}
 	checkVaultLog(t, v, f.AdminKey(), fmt.Sprint(s.Data["api_key"]))
-}
-
-// dataString reads a string field of a secret; absent, null or not a string
-// is "" and false, so a check for an empty key also fails on a missing one.
-func dataString(s *api.Secret, k string) (string, bool) {
-	if s == nil {
-		return "", false
-	}
-	v, ok := s.Data[k].(string)
-	return v, ok
 }
