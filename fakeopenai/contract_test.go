@@ -227,4 +227,20 @@ func TestContract(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("exchanges never validated: %q", missing)
 	}
+
+	// And the list above misses no route: every operation the fake serves
+	// answered 200 at least once here.
+	c := mustContract(t)
+	for _, rt := range routes {
+		path := "/v1/" + strings.ReplaceAll(strings.Join(rt.pattern, "/"), "*", "x_1")
+		for method, op := range rt.methods {
+			route, _, err := c.router.FindRoute(httptest.NewRequest(method, "https://api.openai.com"+path, nil))
+			if err != nil {
+				continue // TestContractCoversEveryRoute reports it
+			}
+			if id := route.Operation.OperationID; !e.fake.seen[id+" 200"] {
+				t.Errorf("%s %s (%s, %s) never served a 200 in this test", method, path, op, id)
+			}
+		}
+	}
 }
