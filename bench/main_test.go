@@ -8,7 +8,9 @@
 // smoke_test.go runs it small (make bench-smoke, part of make test); full_test.go
 // (tag bench) runs it at full size into results/ (make bench) and takes CPU
 // profiles (make bench-profile). The parts: config_test.go (sizes and result
-// types), runner_test.go (the load), procstats_test.go (CPU and memory from /proc),
+// types); the load runner in run_test.go (the phases of one run), env_test.go
+// (Vault, plugin, fake and clients) and load_test.go (concurrent clients, each
+// measurement); procstats_test.go (CPU and memory from /proc); the report in
 // report_test.go (ratios, targets, bench.md) and plot_test.go (throughput.png).
 package bench
 

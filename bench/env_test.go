@@ -1,0 +1,174 @@
+package bench
+
+// The environment the load runs in: a dev Vault with the plugin mounted, a fake
+// whose in-flight deletes are gauged, and clients tuned for load.
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/vault-plugin-openai/vault-plugin-openai/e2e/harness"
+	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
+)
+
+// benchEnv is one dev Vault with the plugin mounted at openai/ and role
+// "bench", a fake whose in-flight deletes are gauged, and a tuned client.
+type benchEnv struct {
+	t     *testing.T
+	v     *harness.Vault
+	f     *harness.Fake
+	c     *api.Client
+	pprof string // the plugin's pprof base URL
+	// inFlight counts DELETE requests being served by the fake.
+	inFlight, maxInFlight atomic.Int64
+}
+
+// newBenchEnv starts the environment; withKV also mounts KV v2 at kv/.
+// Without it the plugin mount is timed into rep (the process is fresh).
+func newBenchEnv(t *testing.T, rep *benchReport, opts harness.VaultOptions, withKV bool) *benchEnv {
+	t.Helper()
+	e := &benchEnv{t: t}
+	e.v = harness.StartVault(t, opts)
+	e.f = e.gaugedFake(rep.Config.Contract)
+	pprofAddr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
+	e.pprof = "http://" + pprofAddr
+	harness.RegisterPlugin(t, e.v, "OPENAI_PLUGIN_PPROF_ADDR="+pprofAddr)
+	t0 := time.Now()
+	harness.MountPlugin(t, e.v, "openai")
+	if !withKV {
+		rep.Plugin.MountSeconds = time.Since(t0).Seconds()
+	}
+	harness.WriteConfig(t, e.v, "openai", e.f, nil)
+	harness.WriteRole(t, e.v, "openai", benchRole, map[string]any{"ttl": benchRoleTTL, "max_ttl": benchRoleMax})
+	e.c = benchClient(t, e.v)
+	if withKV {
+		if err := e.v.Client.Sys().Mount("kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+			t.Fatalf("mounting kv v2: %v", err)
+		}
+		kvReady(t, e.c)
+	}
+	if len(e.v.PluginPIDs()) == 0 {
+		t.Fatalf("no plugin process found under Vault (pid %d)", e.v.PID())
+	}
+	if out, _, code := e.v.CLI("version"); code == 0 && rep.Machine.Vault == "" {
+		rep.Machine.Vault = strings.TrimSpace(out)
+	}
+	return e
+}
+
+// gaugedFake is newFake with a gauge of concurrent deletes in front, so a
+// revocation shows how much of Vault's concurrency reaches the upstream.
+func (e *benchEnv) gaugedFake(contract bool) *harness.Fake {
+	// No logger: the fake would format a line per request only to discard it,
+	// on the CPUs the engine is being measured on.
+	srv := fakeopenai.New(fakeopenai.Options{SkipContract: !contract})
+	if contract {
+		srv.FailOnViolations(e.t)
+	}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete {
+			n := e.inFlight.Add(1)
+			defer e.inFlight.Add(-1)
+			for m := e.maxInFlight.Load(); n > m && !e.maxInFlight.CompareAndSwap(m, n); m = e.maxInFlight.Load() {
+			}
+		}
+		srv.ServeHTTP(w, r)
+	}))
+	e.t.Cleanup(func() {
+		srv.SetFaults(fakeopenai.Faults{})
+		hs.CloseClientConnections()
+		hs.Close()
+	})
+	return &harness.Fake{Server: srv, URL: hs.URL + "/v1", HTTP: hs}
+}
+
+// heapMB is the plugin's live heap right after a forced GC (its
+// /debug/memstats, which, unlike pprof's heap profile, symbolises nothing).
+func (e *benchEnv) heapMB() float64 {
+	resp, err := http.Get(e.pprof + "/debug/memstats")
+	if err != nil {
+		e.t.Errorf("plugin memstats: %v", err)
+		return 0
+	}
+	defer resp.Body.Close()
+	var m map[string]uint64
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		e.t.Errorf("plugin memstats: %v", err)
+		return 0
+	}
+	return float64(m["heap_alloc"]) / (1 << 20)
+}
+
+func (e *benchEnv) countCalls(rep *benchReport, before map[fakeopenai.Op]int, keys int) {
+	delta := callDelta(before, e.f.Calls())
+	rep.Calls.IssuedKeys += keys // every key revoked here was issued here
+	rep.Calls.CreateCalls += delta[fakeopenai.OpCreateServiceAccount]
+	rep.Calls.RevokedKeys += keys
+	rep.Calls.DeleteCalls += delta[fakeopenai.OpDeleteServiceAccount]
+	for op, n := range delta {
+		if op != fakeopenai.OpCreateServiceAccount && op != fakeopenai.OpDeleteServiceAccount {
+			rep.Calls.OtherCallsOnPath[string(op)] += n
+		}
+	}
+}
+
+// benchClient is a Vault API client whose transport keeps a connection per
+// client goroutine alive (the default pool keeps GOMAXPROCS+1).
+func benchClient(t *testing.T, v *harness.Vault) *api.Client {
+	t.Helper()
+	cfg := api.DefaultConfig()
+	cfg.Address = v.Addr
+	cfg.MaxRetries = 0
+	cfg.Timeout = 2 * time.Minute
+	cfg.Limiter = nil
+	tr := cfg.HttpClient.Transport.(*http.Transport)
+	tr.MaxIdleConns = 1024
+	tr.MaxIdleConnsPerHost = 512
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ClearNamespace()
+	c.SetToken(v.Token)
+	return c
+}
+
+// sdkClient calls the fake directly through the official SDK: the upstream floor.
+func sdkClient(f *harness.Fake) openai.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 1024
+	tr.MaxIdleConnsPerHost = 512
+	return openai.NewClient(
+		option.WithHTTPClient(&http.Client{Transport: tr}),
+		option.WithBaseURL(f.URL),
+		option.WithAdminAPIKey(f.AdminKey()),
+		option.WithAPIKey(""),
+		option.WithMaxRetries(0),
+	)
+}
+
+// kvReady waits for the KV v2 mount's upgrade to finish (writes fail until then).
+func kvReady(t *testing.T, c *api.Client) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := c.Logical().Write("kv/data/ready", map[string]any{"data": map[string]any{"v": "x"}})
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kv v2 not writable after 30s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
