@@ -260,3 +260,20 @@ func BenchmarkListPageLarge(b *testing.B) {
 		}
 	}
 }
+
+// TestEmptyPageHasNullIDs: an empty list page carries "data": [] and null
+// first_id and last_id, as OpenAI's list envelope does.
+func TestEmptyPageHasNullIDs(t *testing.T) {
+	s := New(Options{})
+	s.FailOnViolations(t)
+	code, _, m := rawCall(t, s, "GET", "/v1/organization/projects/"+ProjectActive+"/service_accounts", s.AdminKey(), "")
+	data, isList := m["data"].([]any)
+	if code != 200 || !isList || len(data) != 0 || m["first_id"] != nil || m["last_id"] != nil || m["has_more"] != false {
+		t.Fatalf("empty page must have [] and null ids: %d %v", code, m)
+	}
+	for _, k := range []string{"first_id", "last_id"} {
+		if _, present := m[k]; !present {
+			t.Fatalf("empty page omits %s; it must be null", k)
+		}
+	}
+}
