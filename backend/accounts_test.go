@@ -76,24 +76,6 @@ func (c *countingStorage) Delete(ctx context.Context, k string) error {
 	return c.Storage.Delete(ctx, k)
 }
 
-func (e *testEnv) record(id string) *accountRecord {
-	e.t.Helper()
-	r, err := getAccountRecord(context.Background(), e.storage, id)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return r
-}
-
-func (e *testEnv) recordCount() int {
-	e.t.Helper()
-	ids, err := listAccountIDs(context.Background(), e.storage)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return len(ids)
-}
-
 func TestAccounts_IssueWritesRecordWithOneExtraPut(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure()

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
@@ -79,9 +77,6 @@ type clientSettings struct {
 	// RetryBudget bounds how long one call keeps starting new attempts: a
 	// call ends at most RetryBudget plus one RequestTimeout after it began.
 	RetryBudget time.Duration
-	// DeleteMinRetries floors the retries of a service-account delete; zero
-	// means deleteMinRetries. Tests lower it to keep failure cases fast.
-	DeleteMinRetries int
 }
 
 // deleteMinRetries is the retry floor for deleting a service account.
@@ -137,20 +132,22 @@ func newSDKClient(s clientSettings) *sdkClient {
 	if s.OrganizationID != "" {
 		opts = append(opts, option.WithOrganization(s.OrganizationID))
 	}
-	floor := s.DeleteMinRetries
-	if floor == 0 {
-		floor = deleteMinRetries
-	}
 	budget := s.RetryBudget
 	if budget <= 0 {
 		budget = defaultRetryBudget
 	}
 	return &sdkClient{
 		api:           openai.NewClient(opts...),
-		deleteRetries: max(sdkRetries(s.MaxRetries), floor),
+		deleteRetries: deleteRetries(s.MaxRetries, deleteMinRetries),
 		budget:        budget,
 		callLimit:     budget + s.RequestTimeout,
 	}
+}
+
+// deleteRetries is the retries of a service-account delete: max_retries as
+// it applies, but at least floor.
+func deleteRetries(maxRetries, floor int) int {
+	return max(sdkRetries(maxRetries), floor)
 }
 
 func sdkRetries(maxRetries int) int {
@@ -205,9 +202,7 @@ func (c *sdkClient) CreateServiceAccount(ctx context.Context, projectID, name st
 	if expiresInSeconds > 0 {
 		params.ExpiresInSeconds = param.NewOpt(expiresInSeconds)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.callLimit)
-	defer cancel()
-	g, ctx, done := c.guard(ctx)
+	g, ctx, done := c.guardCreate(ctx)
 	defer done()
 	sa, err := c.api.Admin.Organization.Projects.ServiceAccounts.New(ctx, projectID, params, g.option())
 	if err != nil {
@@ -279,9 +274,7 @@ func (c *sdkClient) CreateAdminAPIKey(ctx context.Context, name string, expiresI
 	if expiresInSeconds > 0 {
 		params.ExpiresInSeconds = param.NewOpt(expiresInSeconds)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.callLimit)
-	defer cancel()
-	g, ctx, done := c.guard(ctx)
+	g, ctx, done := c.guardCreate(ctx)
 	defer done()
 	k, err := c.api.Admin.Organization.AdminAPIKeys.New(ctx, params, g.option())
 	if err != nil {
@@ -303,158 +296,4 @@ func (c *sdkClient) DeleteAdminAPIKey(ctx context.Context, keyID string) error {
 
 func toAdminAPIKey(k openai.AdminAPIKey) adminAPIKey {
 	return adminAPIKey{ID: k.ID, Name: k.Name, RedactedValue: k.RedactedValue, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt}
-}
-
-// callGuard is one call's retry policy on top of the SDK's own retries
-// (which honour Retry-After and back off): it lets the SDK retry 429, 408,
-// 409, 5xx and connection errors only while the next attempt would still
-// begin within the retry budget, and for creates it records whether any
-// attempt may have created something. Each page of a list is a request of
-// its own with a fresh budget.
-type callGuard struct {
-	budget time.Duration
-	cancel context.CancelFunc
-
-	mu        sync.Mutex
-	start     time.Time // first attempt of the current request
-	attempts  int
-	ambiguous int // attempts that ended without proving nothing was done
-	// stoppedBy is the connection error after which the guard ended the
-	// call (by cancelling it: the SDK retries those regardless of headers).
-	stoppedBy error
-}
-
-// guard derives the call's context; done must be called when it returns.
-func (c *sdkClient) guard(ctx context.Context) (*callGuard, context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(ctx)
-	return &callGuard{budget: c.budget, cancel: cancel}, ctx, cancel
-}
-
-func (g *callGuard) option() option.RequestOption { return option.WithMiddleware(g.middleware) }
-
-func (g *callGuard) middleware(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
-	retryCount := req.Header.Get("X-Stainless-Retry-Count")
-	g.mu.Lock()
-	if g.start.IsZero() || retryCount == "0" {
-		g.start = time.Now()
-	}
-	start := g.start
-	g.mu.Unlock()
-
-	res, err := next(req)
-
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.attempts++
-	if attemptMayHaveActed(res, err) {
-		g.ambiguous++
-	}
-	if !sdkWillRetry(res, err) {
-		return res, err
-	}
-	n, _ := strconv.Atoi(retryCount)
-	end := start.Add(g.budget)
-	// The attempt's context carries the call's deadline and, within it, the
-	// attempt's own request_timeout, which the SDK also applies to the wait
-	// before the next attempt: a wait past either would end in a bare
-	// "deadline exceeded" instead of this attempt's answer.
-	if d, ok := req.Context().Deadline(); ok && d.Before(end) {
-		end = d
-	}
-	if time.Now().Add(retryWait(res, n)).Before(end) {
-		return res, err
-	}
-	// The next attempt would begin past the budget: end the call with this
-	// attempt's answer, which says what went wrong (throttled, 5xx, down).
-	if res != nil {
-		res.Header.Set("X-Should-Retry", "false")
-		return res, err
-	}
-	g.stoppedBy = err
-	g.cancel()
-	return res, err
-}
-
-// attemptMayHaveActed: an attempt proves OpenAI did nothing only when it was
-// refused with a 4xx other than 408 and 409 (429 included). No answer, a
-// 5xx, 408, 409, or a success whose body was then lost may each have acted.
-func attemptMayHaveActed(res *http.Response, err error) bool {
-	if err != nil || res == nil {
-		return true
-	}
-	s := res.StatusCode
-	return s < 400 || s >= 500 || s == http.StatusRequestTimeout || s == http.StatusConflict
-}
-
-// sdkWillRetry mirrors the SDK's own decision (requestconfig.shouldRetry).
-func sdkWillRetry(res *http.Response, err error) bool {
-	if res == nil {
-		return err != nil
-	}
-	switch res.Header.Get("X-Should-Retry") {
-	case "true":
-		return true
-	case "false":
-		return false
-	}
-	s := res.StatusCode
-	return s == http.StatusRequestTimeout || s == http.StatusConflict || s == http.StatusTooManyRequests || s >= 500
-}
-
-// retryWait is how long the SDK will wait before retry n+1: Retry-After-Ms
-// or Retry-After when given, else its backoff of 0.5s doubling to 8s.
-func retryWait(res *http.Response, n int) time.Duration {
-	if res != nil {
-		if v, err := strconv.ParseFloat(res.Header.Get("Retry-After-Ms"), 64); err == nil && v >= 0 {
-			return time.Duration(v * float64(time.Millisecond))
-		}
-		ra := res.Header.Get("Retry-After")
-		if v, err := strconv.ParseFloat(ra, 64); err == nil && v >= 0 {
-			return time.Duration(v * float64(time.Second))
-		}
-		if t, err := time.Parse(time.RFC1123, ra); err == nil {
-			return time.Until(t)
-		}
-	}
-	wait := 8 * time.Second
-	if n < 4 {
-		wait = (500 * time.Millisecond) << n
-	}
-	return wait
-}
-
-// upstreamError classifies the call's error; a call the guard ended after a
-// connection error reports that error, not the cancellation.
-func (g *callGuard) upstreamError(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	g.mu.Lock()
-	stoppedBy := g.stoppedBy
-	g.mu.Unlock()
-	if stoppedBy != nil && errors.Is(err, context.Canceled) {
-		err = stoppedBy
-	}
-	return upstreamError(op, err)
-}
-
-// createError is upstreamError for a create: it marks the error when any
-// attempt may have created something, so the caller keeps its WAL entry.
-func (g *callGuard) createError(op string, err error) error {
-	err = g.upstreamError(op, err)
-	var u *upstreamErr
-	if errors.As(err, &u) {
-		g.mu.Lock()
-		u.mayHaveCreated = g.ambiguous > 0
-		g.mu.Unlock()
-	}
-	return err
-}
-
-// outcome of a successful create: how many attempts it took, and whether an
-// attempt before the successful one may have created a twin.
-func (g *callGuard) outcome() (attempts int, earlierMayHaveCreated bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.attempts, g.ambiguous > 1
 }

@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strconv"
 	"testing"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
@@ -20,20 +18,9 @@ const fuzzAdminKey = "sk-admin-fuzz0123456789abcdef0123456789abcdef"
 // newFuzzEnv is a configured backend against a fake with a known admin key,
 // built once per fuzz target (not per input) and quiet.
 func newFuzzEnv(f *testing.F) *testEnv {
-	fake := fakeopenai.New(fakeopenai.Options{AdminKey: fuzzAdminKey})
-	fake.FailOnViolations(f)
-	srv := httptest.NewServer(fake)
-	f.Cleanup(srv.Close)
-	conf := logical.TestBackendConfig()
-	conf.StorageView = &logical.InmemStorage{}
-	conf.Logger = hclog.NewNullLogger()
-	// As Vault Community Edition answers (see rotation_test.go).
-	conf.System = &ceSystemView{StaticSystemView: logical.StaticSystemView{DefaultLeaseTTLVal: testDefaultLeaseTTL, MaxLeaseTTLVal: testMaxLeaseTTL}}
-	raw, err := Factory(context.Background(), conf)
-	if err != nil {
-		f.Fatal(err)
-	}
-	e := &testEnv{b: raw.(*backend), storage: conf.StorageView, fake: fake, url: srv.URL + "/v1"}
+	// As Vault Community Edition answers (see rotation_schedule_test.go).
+	e := newTestEnv(f, quiet(), withFake(fakeopenai.Options{AdminKey: fuzzAdminKey}),
+		withSystemView(&ceSystemView{StaticSystemView: logical.StaticSystemView{DefaultLeaseTTLVal: testDefaultLeaseTTL, MaxLeaseTTLVal: testMaxLeaseTTL}}))
 	resp, err := e.b.HandleRequest(context.Background(), &logical.Request{
 		Operation: logical.UpdateOperation, Path: "config", Storage: e.storage,
 		Data: map[string]interface{}{"admin_api_key": fuzzAdminKey, "base_url": e.url},

@@ -2,11 +2,8 @@ package backend
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -14,71 +11,6 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/automatedrotationutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
-
-const (
-	configStoragePath = "config"
-
-	defaultBaseURL        = "https://api.openai.com/v1"
-	defaultRequestTimeout = 30 * time.Second
-	maxRequestTimeout     = 5 * time.Minute
-	defaultMaxRetries     = 4
-	maxMaxRetries         = 10
-)
-
-// openaiConfig is the mount's connection to OpenAI. It is seal-wrapped.
-type openaiConfig struct {
-	AdminAPIKey    string        `json:"admin_api_key"`
-	AdminAPIKeyID  string        `json:"admin_api_key_id"`
-	OrganizationID string        `json:"organization_id,omitempty"`
-	BaseURL        string        `json:"base_url"`
-	RequestTimeout time.Duration `json:"request_timeout"`
-	MaxRetries     int           `json:"max_retries"`
-
-	// MountLabel names the mount in rotated keys' names.
-	MountLabel string `json:"mount_label,omitempty"`
-
-	// Root credential lifecycle (see rotation.go).
-	AdminAPIKeyTTL         time.Duration                                 `json:"admin_api_key_ttl,omitempty"`
-	AdminAPIKeyExpiresAt   int64                                         `json:"admin_api_key_expires_at,omitempty"`
-	KeySetAt               time.Time                                     `json:"key_set_at"`
-	LastRotated            time.Time                                     `json:"last_rotated"`
-	PendingKeyDeletions    []string                                      `json:"pending_key_deletions,omitempty"`
-	Rotation               automatedrotationutil.AutomatedRotationParams `json:"rotation"`
-	RotationManagedByVault bool                                          `json:"rotation_managed_by_vault,omitempty"`
-	// AdminAPIKeyCreatedAt is the current key's creation at OpenAI (0: unknown),
-	// so the lifetime of a key with an expiry is known (rotation.go).
-	AdminAPIKeyCreatedAt int64 `json:"admin_api_key_created_at,omitempty"`
-	// AdminAPIKeyCreatedByEngine: the current key came from a rotation, so
-	// nothing outside this mount can be using it (supplied_key.go).
-	AdminAPIKeyCreatedByEngine bool `json:"admin_api_key_created_by_engine,omitempty"`
-	// KeepSuppliedKeyOnRotate is delete_supplied_key_on_rotate=false, stored
-	// inverted so configs from before it existed keep deleting.
-	KeepSuppliedKeyOnRotate bool `json:"keep_supplied_key_on_rotate,omitempty"`
-
-	// RetryBudget bounds one call's retries; 0 means defaultRetryBudget (config_retry.go).
-	RetryBudget time.Duration `json:"retry_budget,omitempty"`
-
-	// TidyInterval is nil for configs written before it existed (sweep.go).
-	TidyInterval *time.Duration `json:"tidy_interval,omitempty"`
-}
-
-// clientSettings is what every client built from this config uses (issue,
-// revoke, verify, rotation): max_retries as it applies, so a config from
-// before retry_budget is governed by the budget from the upgrade on.
-func (c *openaiConfig) clientSettings() clientSettings {
-	s := clientSettings{
-		BaseURL:        c.BaseURL,
-		AdminAPIKey:    c.AdminAPIKey,
-		OrganizationID: c.OrganizationID,
-		RequestTimeout: c.RequestTimeout,
-		MaxRetries:     c.MaxRetries,
-		RetryBudget:    c.retryBudget(),
-	}
-	if c.legacyDefaultRetries() {
-		s.MaxRetries = maxRetriesUnset
-	}
-	return s
-}
 
 func pathConfig(b *backend) *framework.Path {
 	p := &framework.Path{
@@ -185,29 +117,6 @@ the projects of keys this mount issued, is refused while such keys are live
 same way, and while WAL rollbacks still need the admin key.
 `
 
-func getConfig(ctx context.Context, s logical.Storage) (*openaiConfig, error) {
-	entry, err := s.Get(ctx, configStoragePath)
-	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
-	if entry == nil {
-		return nil, nil
-	}
-	cfg := new(openaiConfig)
-	if err := entry.DecodeJSON(cfg); err != nil {
-		return nil, fmt.Errorf("decode config: %w", err)
-	}
-	return cfg, nil
-}
-
-func putConfig(ctx context.Context, s logical.Storage, cfg *openaiConfig) error {
-	entry, err := logical.StorageEntryJSON(configStoragePath, cfg)
-	if err != nil {
-		return err
-	}
-	return s.Put(ctx, entry)
-}
-
 func (b *backend) configExistenceCheck(ctx context.Context, req *logical.Request, _ *framework.FieldData) (bool, error) {
 	cfg, err := getConfig(ctx, req.Storage)
 	return cfg != nil, err
@@ -244,13 +153,6 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	addTidyConfigData(cfg, data)
 	addRetryConfigData(cfg, data)
 	return &logical.Response{Data: data}, nil
-}
-
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339)
 }
 
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -326,26 +228,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		cfg.MaxRetries = n
 	}
 
-	if v, ok := d.GetOk("admin_api_key_ttl"); ok {
-		ttl := time.Duration(v.(int)) * time.Second
-		if ttl != 0 && (ttl < time.Hour || ttl > maxKeyLifetime) {
-			return logical.ErrorResponse("admin_api_key_ttl must be 0 or between 1h and %s", maxKeyLifetime), nil
-		}
-		cfg.AdminAPIKeyTTL = ttl
-	}
-	rotationChanged := false
-	for _, f := range []string{"rotation_period", "rotation_schedule", "rotation_window", "disable_automated_rotation", "rotation_policy"} {
-		if _, ok := d.GetOk(f); ok {
-			rotationChanged = true
-		}
-	}
-	if rotationChanged {
-		if err := cfg.Rotation.ParseAutomatedRotationFields(d); err != nil {
-			return logical.ErrorResponse("rotation: %s", err), nil
-		}
-		if p := cfg.Rotation.RotationPeriod; p < 0 || (p > 0 && p < time.Minute) {
-			return logical.ErrorResponse("rotation_period must be 0 (off) or at least 1m"), nil
-		}
+	rotationChanged, resp := parseRotationConfig(cfg, d)
+	if resp != nil {
+		return resp, nil
 	}
 	if resp := parseTidyConfig(cfg, d); resp != nil {
 		return resp, nil
@@ -391,78 +276,6 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	return expiryNotice(cfg), nil
 }
 
-// expiryNotice tells the operator, when the key has an expiry, that the
-// engine will replace it ahead of time, and what happens to the old key:
-// a supplied key may be shared, and rotation deletes it by default.
-func expiryNotice(cfg *openaiConfig) *logical.Response {
-	if cfg.AdminAPIKeyExpiresAt <= 0 {
-		return nil
-	}
-	resp := &logical.Response{}
-	msg := fmt.Sprintf("admin_api_key expires at %s; the engine rotates it at %s (a fifth of its lifetime before), whatever the rotation schedule",
-		formatTime(time.Unix(cfg.AdminAPIKeyExpiresAt, 0)), formatTime(cfg.expiryRotation()))
-	if cfg.deleteOldKeyOnRotate() {
-		msg += ", and then deletes it at OpenAI: if it is shared, set delete_supplied_key_on_rotate=false"
-	}
-	resp.AddWarning(msg)
-	return resp
-}
-
-// verifyAdminKey proves the key authenticates and pins its id, so a bad key
-// is refused at write time rather than on the first issue. Operator mistakes
-// come back as 4xx naming the field; only OpenAI's own failures do not.
-func (b *backend) verifyAdminKey(ctx context.Context, cfg *openaiConfig, client adminClient) (*logical.Response, error) {
-	if cfg.AdminAPIKeyID != "" {
-		k, err := client.GetAdminAPIKey(ctx, cfg.AdminAPIKeyID)
-		switch {
-		case isNotFound(err):
-			// Either the id is wrong or there is no Admin API at base_url:
-			// the list (which needs no id) tells which.
-			if lerr := client.ListAdminAPIKeys(ctx, func(adminAPIKey) bool { return false }); isNotFound(lerr) {
-				return noAdminAPIAt(cfg.BaseURL, lerr), nil
-			}
-			return logical.ErrorResponse("admin_api_key_id %q was not found at OpenAI", cfg.AdminAPIKeyID), nil
-		case err != nil:
-			return upstreamConfigError("verify admin_api_key", err)
-		case !redactedMatches(k.RedactedValue, cfg.AdminAPIKey):
-			return logical.ErrorResponse("admin_api_key_id %q belongs to a different key than admin_api_key", cfg.AdminAPIKeyID), nil
-		}
-		cfg.AdminAPIKeyExpiresAt = k.ExpiresAt
-		cfg.AdminAPIKeyCreatedAt = k.CreatedAt
-		return nil, nil
-	}
-
-	var matches []string
-	var found adminAPIKey
-	err := client.ListAdminAPIKeys(ctx, func(k adminAPIKey) bool {
-		if redactedMatches(k.RedactedValue, cfg.AdminAPIKey) {
-			matches = append(matches, k.ID)
-			found = k
-		}
-		return true
-	})
-	switch {
-	case isNotFound(err):
-		return noAdminAPIAt(cfg.BaseURL, err), nil
-	case err != nil:
-		return upstreamConfigError("verify admin_api_key", err)
-	case len(matches) == 0:
-		return logical.ErrorResponse("admin_api_key authenticated but is not in the organization's admin key list; set admin_api_key_id"), nil
-	case len(matches) > 1:
-		return logical.ErrorResponse("admin_api_key matches %d admin keys by redacted value (%s); set admin_api_key_id", len(matches), strings.Join(matches, ", ")), nil
-	}
-	cfg.AdminAPIKeyID = matches[0]
-	cfg.AdminAPIKeyExpiresAt = found.ExpiresAt
-	cfg.AdminAPIKeyCreatedAt = found.CreatedAt
-	return nil, nil
-}
-
-// noAdminAPIAt: the admin key list itself answered 404, so base_url does
-// not lead to OpenAI's Admin API (a /v2 or a missing /v1, a proxy path).
-func noAdminAPIAt(baseURL string, err error) *logical.Response {
-	return logical.ErrorResponse("base_url: %s answered 404 to the admin key list (%s): no OpenAI Admin API there; OpenAI's is %s", baseURL, err, defaultBaseURL)
-}
-
 // upstreamConfigError turns a failed OpenAI call made while checking config
 // into what the operator can act on: a rejected key or a refused lookup is
 // theirs to fix (400 naming the field), throttling is a 429 "retry later",
@@ -482,16 +295,6 @@ func upstreamConfigError(what string, err error) (*logical.Response, error) {
 	}
 }
 
-// redactedMatches reports whether key fits OpenAI's redacted form of a key,
-// "<prefix>...<suffix>", without assuming the lengths of either part.
-func redactedMatches(redacted, key string) bool {
-	prefix, suffix, ok := strings.Cut(redacted, "...")
-	if !ok || prefix == "" || suffix == "" {
-		return false
-	}
-	return len(key) >= len(prefix)+len(suffix) && strings.HasPrefix(key, prefix) && strings.HasSuffix(key, suffix)
-}
-
 func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	b.configMu.Lock()
 	defer b.configMu.Unlock()
@@ -503,60 +306,4 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d 
 	}
 	b.resetClient()
 	return nil, nil
-}
-
-// validateBaseURL accepts https anywhere and http only on loopback, where a
-// local proxy or test double cannot be sniffed on the wire.
-func validateBaseURL(raw string) (string, error) {
-	raw = strings.TrimSpace(raw)
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", errors.New("not a valid URL")
-	}
-	if u.Host == "" || u.Hostname() == "" {
-		return "", errors.New("must be an absolute URL with a host, e.g. https://api.openai.com/v1")
-	}
-	if u.User != nil {
-		return "", errors.New("must not carry credentials")
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return "", errors.New("must not have a query or fragment")
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !isLoopbackHost(u.Hostname()) {
-			return "", errors.New("must use https unless the host is loopback")
-		}
-	default:
-		return "", errors.New("scheme must be https")
-	}
-	return strings.TrimRight(u.String(), "/"), nil
-}
-
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// describeRotationFields replaces the generic help of the automated rotation
-// fields (written for database usernames) with what they do here.
-func describeRotationFields(fields map[string]*framework.FieldSchema) {
-	desc := map[string]string{
-		"rotation_period": "Rotate the admin key this often (seconds or a duration such as 720h; at least 1m, 0 turns it off). " +
-			"Mutually exclusive with rotation_schedule. A key with an expiry is also rotated when a fifth of its lifetime is left.",
-		"rotation_schedule": "Cron schedule on which to rotate the admin key, e.g. \"0 3 * * SAT\". Mutually exclusive with rotation_period.",
-		"rotation_window":   "With rotation_schedule: how long after the scheduled time a rotation may still start (Vault Enterprise).",
-		"disable_automated_rotation": "Turn scheduled rotation of the admin key off. A key with an expiry is still rotated " +
-			"when a fifth of its lifetime is left, so it never expires in use.",
-		"rotation_policy": "Vault Enterprise rotation manager policy for retrying failed scheduled rotations.",
-	}
-	for name, d := range desc {
-		if f, ok := fields[name]; ok {
-			f.Description = d
-		}
-	}
 }

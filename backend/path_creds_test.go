@@ -12,44 +12,6 @@ import (
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
 )
 
-func (e *testEnv) issue(role string, data map[string]interface{}) *logical.Response {
-	e.t.Helper()
-	resp := e.mustOK(logical.UpdateOperation, "creds/"+role, data)
-	if resp == nil || resp.Secret == nil {
-		e.t.Fatalf("issue %s: no secret in response", role)
-	}
-	return resp
-}
-
-func (e *testEnv) renew(secret *logical.Secret, issued time.Time, increment time.Duration) (*logical.Response, error) {
-	s := *secret
-	s.IssueTime = issued
-	s.Increment = increment
-	return e.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.RenewOperation, Storage: e.storage, Secret: &s})
-}
-
-func (e *testEnv) revoke(secret *logical.Secret) error {
-	e.t.Helper()
-	resp, err := e.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.RevokeOperation, Storage: e.storage, Secret: secret})
-	if err == nil && resp != nil && resp.IsError() {
-		err = resp.Error()
-	}
-	return err
-}
-
-func (e *testEnv) rollbackNow() {
-	e.t.Helper()
-	resp, err := e.b.HandleRequest(context.Background(), &logical.Request{
-		Operation: logical.RollbackOperation, Storage: e.storage, Data: map[string]interface{}{"immediate": true},
-	})
-	if err != nil {
-		e.t.Fatalf("rollback: %v", err)
-	}
-	if resp != nil && resp.IsError() {
-		e.t.Fatalf("rollback: %v", resp.Error())
-	}
-}
-
 func TestCreds_IssueIsOneCallWithExpiry(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure()

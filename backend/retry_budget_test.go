@@ -17,17 +17,6 @@ import (
 // Defect 10 of issue 9: by default, retries are bounded by time (retry_budget),
 // not by a small count.
 
-// configureDefaults writes config as an operator would, leaving max_retries
-// and retry_budget at their defaults.
-func (e *testEnv) configureDefaults(extra map[string]interface{}) {
-	e.t.Helper()
-	data := map[string]interface{}{"admin_api_key": e.fake.AdminKey(), "base_url": e.url}
-	for k, v := range extra {
-		data[k] = v
-	}
-	e.mustOK(logical.UpdateOperation, "config", data)
-}
-
 func TestRetry_DefaultsAreABudgetNotACount(t *testing.T) {
 	e := newTestEnv(t)
 	e.configureDefaults(nil)

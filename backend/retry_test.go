@@ -11,30 +11,6 @@ import (
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
 )
 
-// setDeleteRetryFloor makes later clients retry deletes at least n times
-// (instead of deleteMinRetries), so failure cases run in seconds.
-func (e *testEnv) setDeleteRetryFloor(n int) {
-	e.b.newClient = func(s clientSettings) adminClient {
-		s.DeleteMinRetries = n
-		return newSDKClient(s)
-	}
-	e.b.resetClient()
-}
-
-func (e *testEnv) configureRetries(maxRetries int) {
-	e.t.Helper()
-	e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{
-		"admin_api_key": e.fake.AdminKey(), "base_url": e.url, "max_retries": maxRetries,
-	})
-}
-
-func (e *testEnv) setFault(op fakeopenai.Op, kind fakeopenai.FaultKind, count int, rate float64, retryAfter int) {
-	e.fake.SetFaults(fakeopenai.Faults{Rules: []fakeopenai.FaultRule{{
-		Ops: []fakeopenai.Op{op}, Kind: kind, Count: count, Rate: rate, RetryAfter: retryAfter,
-	}}})
-	e.fake.ResetCalls()
-}
-
 func TestRetry_MaxRetriesFromConfig(t *testing.T) {
 	for _, n := range []int{0, 2} {
 		e := newTestEnv(t)
@@ -149,8 +125,7 @@ func TestRetry_DeleteFloorDefaults(t *testing.T) {
 	if c.deleteRetries != deleteMinRetries {
 		t.Fatalf("delete retries %d, want %d", c.deleteRetries, deleteMinRetries)
 	}
-	c = newSDKClient(clientSettings{BaseURL: "https://127.0.0.1/v1", AdminAPIKey: "x", MaxRetries: 10, DeleteMinRetries: 3})
-	if c.deleteRetries != 10 {
-		t.Fatalf("a higher max_retries must win: %d", c.deleteRetries)
+	if n := deleteRetries(10, 3); n != 10 {
+		t.Fatalf("a higher max_retries must win: %d", n)
 	}
 }

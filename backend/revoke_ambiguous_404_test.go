@@ -2,7 +2,6 @@ package backend
 
 import (
 	"context"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -14,29 +13,6 @@ import (
 // projectOnlyHere exists only at the test env's own fake, so a second fake
 // (another organization, another base_url) answers 404 "No such project".
 const projectOnlyHere = "proj_only_here"
-
-// otherOrg is a second fake that accepts the same admin key but holds none of
-// the first fake's accounts: a config pointed at it sees nothing of theirs.
-func (e *testEnv) otherOrg() (*fakeopenai.Server, string) {
-	e.t.Helper()
-	other := fakeopenai.New(fakeopenai.Options{AdminKey: e.fake.AdminKey()})
-	other.FailOnViolations(e.t)
-	srv := httptest.NewServer(other)
-	e.t.Cleanup(srv.Close)
-	return other, srv.URL + "/v1"
-}
-
-// pointConfigAt rewrites the stored base_url behind the engine's back, as a
-// forced config write would.
-func (e *testEnv) pointConfigAt(baseURL string) {
-	e.t.Helper()
-	cfg := e.storedConfig()
-	cfg.BaseURL = baseURL
-	if err := putConfig(context.Background(), e.storage, cfg); err != nil {
-		e.t.Fatal(err)
-	}
-	e.b.resetClient()
-}
 
 // Defect 2: a 404 for the project (config now points at another organization
 // or base_url) is not "already gone": revocation fails, the record stays, and

@@ -14,41 +14,6 @@ import (
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
 )
 
-func (e *testEnv) adminKeyIDs() []string {
-	var ids []string
-	for _, k := range e.fake.LiveAdminKeys() {
-		ids = append(ids, k.ID)
-	}
-	return ids
-}
-
-func (e *testEnv) storedConfig() *openaiConfig {
-	e.t.Helper()
-	cfg, err := getConfig(context.Background(), e.storage)
-	if err != nil || cfg == nil {
-		e.t.Fatalf("config: %v", err)
-	}
-	return cfg
-}
-
-func (e *testEnv) rotate() (*logical.Response, error) {
-	return e.do(logical.UpdateOperation, "config/rotate-root", nil)
-}
-
-// assertOneWorkingAdminKey checks the end state every rotation must reach:
-// OpenAI holds exactly one admin key, and it is the one config holds.
-func (e *testEnv) assertOneWorkingAdminKey() {
-	e.t.Helper()
-	ids := e.adminKeyIDs()
-	cfg := e.storedConfig()
-	if len(ids) != 1 || ids[0] != cfg.AdminAPIKeyID {
-		e.t.Fatalf("admin keys at OpenAI %v, config holds %s", ids, cfg.AdminAPIKeyID)
-	}
-	if _, err := newSDKClient(cfg.clientSettings()).GetAdminAPIKey(context.Background(), cfg.AdminAPIKeyID); err != nil {
-		e.t.Fatalf("stored key does not authenticate: %v", err)
-	}
-}
-
 func TestRotateRoot_Success(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure()

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/helper/automatedrotationutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/hashicorp/vault/sdk/rotation"
@@ -18,37 +17,6 @@ import (
 
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
 )
-
-// withSystem re-runs Setup with sys and a logger writing to the returned buffer.
-func (e *testEnv) withSystem(sys logical.SystemView) *syncBuffer {
-	e.t.Helper()
-	logs := &syncBuffer{}
-	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: logs})
-	if err := e.b.Backend.Setup(context.Background(), &logical.BackendConfig{System: sys, Logger: logger, StorageView: e.storage}); err != nil {
-		e.t.Fatal(err)
-	}
-	return logs
-}
-
-func (e *testEnv) tick() {
-	e.t.Helper()
-	if err := e.b.periodicFunc(context.Background(), &logical.Request{Storage: e.storage}); err != nil {
-		e.t.Fatalf("periodic: %v", err)
-	}
-}
-
-// ageKey makes the stored key look as if a fraction of its lifetime were
-// left (it still works at the fake): lifetime 10h, expiring in left.
-func (e *testEnv) ageKey(left time.Duration) {
-	e.t.Helper()
-	cfg := e.storedConfig()
-	now := time.Now()
-	cfg.AdminAPIKeyExpiresAt = now.Add(left).Unix()
-	cfg.AdminAPIKeyCreatedAt = now.Add(left - 10*time.Hour).Unix()
-	if err := putConfig(context.Background(), e.storage, cfg); err != nil {
-		e.t.Fatal(err)
-	}
-}
 
 // Defect 3: with Vault's rotation manager owning the schedule (Enterprise),
 // a key with an expiry is still rotated by the engine at 1/5 of its lifetime.
@@ -91,17 +59,6 @@ func TestRotationExpiry_RotatesWithAutomatedRotationDisabled(t *testing.T) {
 		t.Fatal("expiring key not rotated with disable_automated_rotation")
 	}
 	e.assertOneWorkingAdminKey()
-}
-
-// expiringAdminKey creates, at the fake, an admin key that expires in life.
-func (e *testEnv) expiringAdminKey(life time.Duration) (id, value string) {
-	e.t.Helper()
-	c := newSDKClient(clientSettings{BaseURL: e.url, AdminAPIKey: e.fake.AdminKey(), RequestTimeout: 10 * time.Second, RetryBudget: time.Second})
-	k, v, err := c.CreateAdminAPIKey(context.Background(), "operator-made", int64(life.Seconds()))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return k.ID, v
 }
 
 // Defect 3: an initial key with its own expiry (no admin_api_key_ttl) is

@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,63 +9,19 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
 )
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// newLoggingTestEnv is newTestEnv with every log line, at trace level,
-// captured in the returned buffer; handler is served in front of the fake
-// when non-nil.
-func newLoggingTestEnv(t *testing.T, wrap func(http.Handler) http.Handler) (*testEnv, *syncBuffer) {
-	t.Helper()
-	fake := fakeopenai.New(fakeopenai.Options{})
-	fake.FailOnViolations(t)
-	var h http.Handler = fake
-	if wrap != nil {
-		h = wrap(fake)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	logs := &syncBuffer{}
-	conf := logical.TestBackendConfig()
-	conf.StorageView = &logical.InmemStorage{}
-	conf.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: logs})
-	conf.System = &logical.StaticSystemView{DefaultLeaseTTLVal: testDefaultLeaseTTL, MaxLeaseTTLVal: testMaxLeaseTTL}
-	raw, err := Factory(context.Background(), conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testEnv{t: t, b: raw.(*backend), storage: conf.StorageView, fake: fake, url: srv.URL + "/v1"}, logs
-}
-
 // Every operation, the failing ones included, logs without a secret.
 func TestSecurity_NoSecretsInLogs(t *testing.T) {
-	e, logs := newLoggingTestEnv(t, nil)
+	logs := &syncBuffer{}
+	e := newTestEnv(t, withLogs(logs))
 	var issued []string
 	ctx := context.Background()
 
@@ -162,7 +117,8 @@ func TestSecurity_EchoedKeyIsRedactedFromUpstreamErrors(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	}
-	e, logs := newLoggingTestEnv(t, echo)
+	logs := &syncBuffer{}
+	e := newTestEnv(t, withLogs(logs), withHandler(echo))
 	e.configure()
 	e.writeRole("app", map[string]interface{}{})
 	resp, err := e.do(logical.UpdateOperation, "creds/app", nil)

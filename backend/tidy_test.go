@@ -11,42 +11,7 @@ import (
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
 )
 
-// ageRecord moves a record's times back by d, as if issued d earlier.
-func (e *testEnv) ageRecord(id string, d time.Duration) {
-	e.t.Helper()
-	r := e.record(id)
-	if r == nil {
-		e.t.Fatalf("no record for %s", id)
-	}
-	s := int64(d.Seconds())
-	r.CreatedAt -= s
-	r.ExpiresAt -= s
-	if r.KeyExpiresAt > 0 {
-		r.KeyExpiresAt -= s
-	}
-	if err := putAccountRecord(context.Background(), e.storage, r); err != nil {
-		e.t.Fatal(err)
-	}
-}
-
-func (e *testEnv) issueN(role string, n int) []*logical.Response {
-	out := make([]*logical.Response, n)
-	for i := range out {
-		out[i] = e.issue(role, nil)
-	}
-	return out
-}
-
 func saID(r *logical.Response) string { return r.Data["service_account_id"].(string) }
-
-func (e *testEnv) tidy(data map[string]interface{}) map[string]interface{} {
-	e.t.Helper()
-	resp := e.mustOK(logical.UpdateOperation, "tidy", data)
-	if resp == nil || resp.Data == nil {
-		e.t.Fatal("tidy returned no report")
-	}
-	return resp.Data
-}
 
 func assertCounts(t *testing.T, got map[string]interface{}, want map[string]int) {
 	t.Helper()

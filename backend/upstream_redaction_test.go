@@ -17,23 +17,6 @@ import (
 // server in base_url's place may echo the whole Authorization header.
 const upstreamEcho = "sk-proj-ECHOEDbyUPSTREAM0123456789abcdef"
 
-// newLoggedEnv is newLoggingTestEnv (security_test.go) holding the engine
-// to the fake's contract as well.
-func newLoggedEnv(t *testing.T) (*testEnv, *syncBuffer) {
-	t.Helper()
-	e, logs := newLoggingTestEnv(t, nil)
-	e.fake.FailOnViolations(t)
-	return e, logs
-}
-
-// refuseWithEcho makes op answer 403 with a message carrying upstreamEcho
-// (403: refused at once, no retries to wait out).
-func (e *testEnv) refuseWithEcho(ops ...fakeopenai.Op) {
-	e.fake.SetFaults(fakeopenai.Faults{Rules: []fakeopenai.FaultRule{
-		{Ops: ops, Kind: fakeopenai.Fault403, Rate: 1, Message: "Incorrect API key provided: " + upstreamEcho},
-	}})
-}
-
 // assertLoggedRedacted checks the upstream error did reach the logs (so the
 // test is not vacuous) and that its key-shaped part did not.
 func assertLoggedRedacted(t *testing.T, logs *syncBuffer, wantLine string, also ...string) {
@@ -56,7 +39,8 @@ func assertLoggedRedacted(t *testing.T, logs *syncBuffer, wantLine string, also 
 // rollback log upstream errors directly, outside HandleRequest's scrub of
 // error responses.
 func TestUpstreamErrorRedaction_Tidy(t *testing.T) {
-	e, logs := newLoggedEnv(t)
+	logs := &syncBuffer{}
+	e := newTestEnv(t, withLogs(logs))
 	e.configure()
 	e.writeRole("app", map[string]interface{}{"max_ttl": "1h"})
 	id := saID(e.issue("app", nil))
@@ -72,7 +56,8 @@ func TestUpstreamErrorRedaction_Tidy(t *testing.T) {
 }
 
 func TestUpstreamErrorRedaction_Rotation(t *testing.T) {
-	e, logs := newLoggedEnv(t)
+	logs := &syncBuffer{}
+	e := newTestEnv(t, withLogs(logs))
 	e.configure()
 	e.refuseWithEcho(fakeopenai.OpDeleteAdminKey)
 	resp, err := e.rotate()
@@ -83,7 +68,8 @@ func TestUpstreamErrorRedaction_Rotation(t *testing.T) {
 }
 
 func TestUpstreamErrorRedaction_Rollback(t *testing.T) {
-	e, logs := newLoggedEnv(t)
+	logs := &syncBuffer{}
+	e := newTestEnv(t, withLogs(logs))
 	e.configure()
 	e.writeRole("app", map[string]interface{}{})
 	// A lost answer leaves a WAL entry for rollback to settle.

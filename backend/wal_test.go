@@ -2,7 +2,6 @@ package backend
 
 import (
 	"context"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,61 +12,8 @@ import (
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
 )
 
-// Defect 1 of issue 9: names are unique by construction, and rollback finds
-// exactly the accounts its own create made.
-
-// An 84-character display name (a Kubernetes service-account token) and a
-// 32-character role name: before the fix, shortening cut the template's
-// random part away and every issue rendered the same name.
-const (
-	longDisplayName = "kubernetes-payments-production-namespace-payments-api-worker-sa-0123456789abcdefghij"
-	longRoleName    = "payments-api-worker-role-abcdefg"
-	issueTemplate   = `{{ .DisplayName }}-{{ random 8 }}-{{ .RoleName }}`
-)
-
-// tokenSuffix is the engine's unique part: "-" and 12 base62 characters.
-var tokenSuffix = regexp.MustCompile(`-[0-9A-Za-z]{12}$`)
-
-func (e *testEnv) issueAs(role, displayName string) (*logical.Response, error) {
-	e.t.Helper()
-	resp, err := e.b.HandleRequest(context.Background(), &logical.Request{
-		Operation: logical.UpdateOperation, Path: "creds/" + role, Storage: e.storage,
-		DisplayName: displayName, MountAccessor: "openai_test",
-	})
-	if err == nil && resp != nil && resp.IsError() {
-		err = resp.Error()
-	}
-	return resp, err
-}
-
-func TestNames_UniqueWhateverTheTemplateAndDisplayName(t *testing.T) {
-	if len(longDisplayName) != 84 || len(longRoleName) != 32 {
-		t.Fatalf("fixture lengths %d, %d", len(longDisplayName), len(longRoleName))
-	}
-	e := newTestEnv(t)
-	e.configure()
-	for _, tmpl := range []string{issueTemplate, `svc-{{ random 1 }}`, `{{ .RoleName }}`, `fixed-name`} {
-		e.writeRole(longRoleName, map[string]interface{}{"name_template": tmpl})
-		seen := map[string]bool{}
-		const n = 20
-		for i := 0; i < n; i++ {
-			resp, err := e.issueAs(longRoleName, longDisplayName)
-			if err != nil {
-				t.Fatalf("template %q: issue: %v", tmpl, err)
-			}
-			name := resp.Data["service_account_name"].(string)
-			assertAcceptableName(t, name)
-			if !tokenSuffix.MatchString(name) {
-				t.Fatalf("template %q: name %q does not end in the engine's token", tmpl, name)
-			}
-			seen[name] = true
-		}
-		if len(seen) != n {
-			t.Fatalf("template %q: %d issues gave %d distinct names", tmpl, n, len(seen))
-		}
-		t.Logf("template %q: %d distinct names, e.g. %s", tmpl, len(seen), firstKey(seen))
-	}
-}
+// Crash recovery: what rollback of each WAL kind deletes and what it never
+// touches.
 
 func firstKey(m map[string]bool) string {
 	for k := range m {
@@ -214,4 +160,65 @@ func TestRollback_IssueOutlivedByItsRollbackFails(t *testing.T) {
 		t.Fatalf("%d accounts left", n)
 	}
 	t.Logf("issue error: %v", err)
+}
+
+// Defect 5 of issue 9: a create's WAL entry stays whenever any attempt may
+// have created the account, whatever the last answer; a 401 is the admin
+// key's fault and says so.
+
+func TestIssue_KeepsWALWhenAnEarlierAttemptMayHaveCreated(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure() // max_retries 2
+	e.writeRole("app", map[string]interface{}{})
+	e.scriptedCreates(func(n int) string {
+		if n == 1 {
+			return "created-500"
+		}
+		return "401" // say a rotation deleted the old admin key meanwhile
+	})
+	resp, err := e.b.HandleRequest(context.Background(), &logical.Request{
+		Operation: logical.UpdateOperation, Path: "creds/app", Storage: e.storage, MountPoint: "openai/",
+	})
+	if resp != nil && resp.IsError() {
+		t.Fatalf("a rejected admin key came back as a 400 blaming the requester: %v", resp.Error())
+	}
+	if err == nil {
+		t.Fatal("issue succeeded")
+	}
+	for _, want := range []string{"admin key", "HTTP 401", "admin_api_key", "openai/config"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %q does not mention %q", err, want)
+		}
+	}
+	e.assertNoSecret("error", err.Error())
+	if len(e.fake.LiveAccounts()) != 1 {
+		t.Fatal("the first attempt should have created an account")
+	}
+	if n := e.walCount(); n != 1 {
+		t.Fatalf("%d WAL entries after a 500-then-401 create; the created account is covered by nothing", n)
+	}
+	e.rollbackNow()
+	if n := len(e.fake.LiveAccounts()); n != 0 {
+		t.Fatalf("rollback left %d accounts", n)
+	}
+}
+
+// Refused attempts only (429, then 401): nothing was created, so the entry
+// goes at once and no rollback (no project listing) follows.
+func TestIssue_RefusedAttemptsLeaveNoWAL(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	e.writeRole("app", map[string]interface{}{})
+	e.scriptedCreates(func(n int) string {
+		if n == 1 {
+			return "429"
+		}
+		return "401"
+	})
+	if _, err := e.do(logical.UpdateOperation, "creds/app", nil); err == nil || !strings.Contains(err.Error(), "admin key") {
+		t.Fatalf("want an admin-key error, got %v", err)
+	}
+	if n := e.walCount(); n != 0 {
+		t.Fatalf("%d WAL entries for a create whose every attempt was refused", n)
+	}
 }
