@@ -127,22 +127,3 @@ func listAccountIDs(ctx context.Context, s logical.Storage) ([]string, error) {
 	}
 	return ids, nil
 }
-
-// countLiveAccountRecords counts recorded accounts whose key may still work.
-func countLiveAccountRecords(ctx context.Context, s logical.Storage, now time.Time) (int, error) {
-	ids, err := listAccountIDs(ctx, s)
-	if err != nil {
-		return 0, err
-	}
-	live := 0
-	for _, id := range ids {
-		r, err := getAccountRecord(ctx, s, id)
-		if err != nil {
-			return 0, err
-		}
-		if r != nil && now.Before(r.keyDeadAt()) {
-			live++
-		}
-	}
-	return live, nil
-}

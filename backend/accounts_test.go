@@ -36,12 +36,6 @@ func (c *countingStorage) hook(op, key string) error {
 	return nil
 }
 
-func (c *countingStorage) reset() {
-	c.mu.Lock()
-	c.ops = map[string]int{}
-	c.mu.Unlock()
-}
-
 func (c *countingStorage) count(op string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -2,7 +2,6 @@ package backend
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -143,7 +142,7 @@ func TestRetry_ExplicitMaxRetriesCapsWithinTheBudget(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 	if got := e.fake.Calls()[fakeopenai.OpCreateServiceAccount]; got != 2 {
-		t.Fatal(fmt.Sprintf("%d attempts with max_retries=1", got))
+		t.Fatalf("%d attempts with max_retries=1", got)
 	}
 }
 
