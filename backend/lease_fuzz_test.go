@@ -44,7 +44,7 @@ func FuzzDecodeAPIKeyInternal(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !projectIDPattern.MatchString(k.ProjectID) || !projectIDPattern.MatchString(k.ServiceAccountID) {
+		if !openaiIDPattern.MatchString(k.ProjectID) || !openaiIDPattern.MatchString(k.ServiceAccountID) {
 			t.Fatalf("accepted unsafe ids %q %q", k.ProjectID, k.ServiceAccountID)
 		}
 	})

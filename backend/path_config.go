@@ -191,7 +191,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if v, ok := d.GetOk("admin_api_key_id"); ok {
 		cfg.AdminAPIKeyID = strings.TrimSpace(v.(string))
 		// Not echoed: a key pasted into the wrong field must not come back.
-		if id := cfg.AdminAPIKeyID; id != "" && (strings.HasPrefix(id, "sk-") || !projectIDPattern.MatchString(id)) {
+		if id := cfg.AdminAPIKeyID; id != "" && (strings.HasPrefix(id, "sk-") || !openaiIDPattern.MatchString(id)) {
 			return logical.ErrorResponse("admin_api_key_id must be a key id such as key_abc123, not the key itself"), nil
 		}
 	} else if keyChanged {
@@ -199,7 +199,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	}
 	if v, ok := d.GetOk("organization_id"); ok {
 		cfg.OrganizationID = strings.TrimSpace(v.(string))
-		if cfg.OrganizationID != "" && !projectIDPattern.MatchString(cfg.OrganizationID) {
+		if cfg.OrganizationID != "" && !openaiIDPattern.MatchString(cfg.OrganizationID) {
 			return logical.ErrorResponse("organization_id must be an OpenAI organization id such as org-abc123"), nil
 		}
 	}

@@ -213,3 +213,12 @@ func (b *backend) deleteWALQuietly(ctx context.Context, s logical.Storage, walID
 func (b *backend) createTimeLimit() time.Duration {
 	return max(b.WALRollbackMinAge-createCommitMargin, time.Second)
 }
+
+// fixedMaxTTL answers MaxLeaseTTL with a value already fetched in this
+// request, so CalculateTTL does not ask Vault over gRPC a second time.
+type fixedMaxTTL struct {
+	logical.SystemView
+	max time.Duration
+}
+
+func (s fixedMaxTTL) MaxLeaseTTL() time.Duration { return s.max }

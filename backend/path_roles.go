@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -14,13 +13,6 @@ import (
 )
 
 const roleStoragePrefix = "roles/"
-
-// maxKeyLifetime is the longest expires_in_seconds OpenAI accepts (one year).
-const maxKeyLifetime = 31536000 * time.Second
-
-// projectIDPattern keeps project ids to what OpenAI issues (proj_...), so an
-// id can never smuggle path segments into an upstream URL.
-var projectIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 
 // roleEntry is one role: which project its keys belong to and how long they live.
 type roleEntry struct {
@@ -196,13 +188,11 @@ func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *fra
 }
 
 func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	if resp := roleNameError(name); resp != nil {
+	name, unlock, resp := b.lockRoleForWrite(d)
+	if resp != nil {
 		return resp, nil
 	}
-	lock := b.roleLock(name)
-	lock.Lock()
-	defer lock.Unlock()
+	defer unlock()
 
 	role, err := getRole(ctx, req.Storage, name)
 	if err != nil {
@@ -219,7 +209,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if role.ProjectID == "" {
 		return logical.ErrorResponse("project_id is required"), nil
 	}
-	if !projectIDPattern.MatchString(role.ProjectID) {
+	if !openaiIDPattern.MatchString(role.ProjectID) {
 		return logical.ErrorResponse("project_id %q is not a valid OpenAI project id (letters, digits, '_' and '-')", role.ProjectID), nil
 	}
 	if v, ok := d.GetOk("name_template"); ok {
@@ -306,14 +296,24 @@ func (b *backend) checkProject(ctx context.Context, s logical.Storage, projectID
 }
 
 func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	if resp := roleNameError(name); resp != nil {
+	name, unlock, resp := b.lockRoleForWrite(d)
+	if resp != nil {
 		return resp, nil
 	}
-	lock := b.roleLock(name)
-	lock.Lock()
-	defer lock.Unlock()
+	defer unlock()
 	err := req.Storage.Delete(ctx, roleStoragePrefix+name)
 	b.roleCache.invalidate(name)
 	return nil, err
+}
+
+// lockRoleForWrite checks the role name (a 400 for one storage would refuse)
+// and takes the role's write lock; the caller defers unlock.
+func (b *backend) lockRoleForWrite(d *framework.FieldData) (name string, unlock func(), resp *logical.Response) {
+	name = d.Get("name").(string)
+	if resp := roleNameError(name); resp != nil {
+		return "", nil, resp
+	}
+	lock := b.roleLock(name)
+	lock.Lock()
+	return name, lock.Unlock, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -72,12 +71,3 @@ func (b *backend) invalidateRole(key string) {
 		b.roleCache.invalidate(name)
 	}
 }
-
-// fixedMaxTTL answers MaxLeaseTTL with a value already fetched in this
-// request, so CalculateTTL does not ask Vault over gRPC a second time.
-type fixedMaxTTL struct {
-	logical.SystemView
-	max time.Duration
-}
-
-func (s fixedMaxTTL) MaxLeaseTTL() time.Duration { return s.max }

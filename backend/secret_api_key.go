@@ -57,7 +57,7 @@ func decodeAPIKeyInternal(m map[string]interface{}) (apiKeyInternal, error) {
 	if k.ServiceAccountID == "" || k.ProjectID == "" {
 		return k, errors.New("lease internal data lacks service_account_id or project_id")
 	}
-	if !projectIDPattern.MatchString(k.ProjectID) || !projectIDPattern.MatchString(k.ServiceAccountID) {
+	if !openaiIDPattern.MatchString(k.ProjectID) || !openaiIDPattern.MatchString(k.ServiceAccountID) {
 		return k, errors.New("lease internal data holds a malformed project or service account id")
 	}
 	return k, nil

@@ -130,7 +130,7 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage, now time.Time, dr
 		default:
 			continue
 		}
-		if !projectIDPattern.MatchString(r.ProjectID) || !projectIDPattern.MatchString(r.ServiceAccountID) {
+		if !openaiIDPattern.MatchString(r.ProjectID) || !openaiIDPattern.MatchString(r.ServiceAccountID) {
 			b.Logger().Error("tidy: skipping malformed account record", "service_account_id", id)
 			rep.Failed++
 			continue
