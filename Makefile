@@ -53,7 +53,7 @@ test-e2e:
 # Every fault scenario at full size (e2e/faults_test.go; `make test` runs short
 # versions of all of them), then the randomized model of leases and accounts
 # (backend/model_test.go) for 20000 steps. Some scenarios wait on Vault's
-# one-minute rollback tick.
+# one-minute rollback tick. On 2 shared cores: scenarios ~3 min, model ~10 min.
 MODEL_STEPS ?= 20000
 test-faults:
 	VAULT_BIN="$$(scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) E2E_FAULTS=1 \
