@@ -178,10 +178,9 @@ func TestFaultThrottledIssueAndRevoke(t *testing.T) {
 		n, conc = 500, 16
 	}
 	f := newFake(t)
-	// max_retries 10: at 30% throttling the chance that all 11 attempts
-	// of an issue are throttled is 0.3^11 ~ 2e-6 (with the default 4 it
-	// is 0.3^5 ~ 0.24%, about one failure per 400 issues).
-	v := engine(t, f, nil, map[string]any{"max_retries": 10}, map[string]any{"ttl": "1h"})
+	// The default config: retries are bounded by retry_budget (30s), not by a
+	// count, so sustained 30% throttling with Retry-After 1 fails no issue.
+	v := engine(t, f, nil, nil, map[string]any{"ttl": "1h"})
 	f.SetFaults(fakeopenai.Faults{Rules: []fakeopenai.FaultRule{{
 		Ops: []fakeopenai.Op{fakeopenai.OpCreateServiceAccount, fakeopenai.OpDeleteServiceAccount}, Kind: fakeopenai.Fault429, Rate: 0.3, RetryAfter: 1,
 	}}})
