@@ -80,6 +80,10 @@ type backend struct {
 	// createGuard makes issue commits and WAL rollbacks of the same create
 	// exclusive (wal.go).
 	createGuard *createGuard
+
+	// liveKeys counts this mount's live keys for the max_live_keys caps
+	// (live_keys.go).
+	liveKeys *liveKeys
 }
 
 func newBackend() *backend {
@@ -87,6 +91,7 @@ func newBackend() *backend {
 		newClient:   func(s clientSettings) adminClient { return newSDKClient(s) },
 		roleLocks:   locksutil.CreateLocks(),
 		createGuard: newCreateGuard(),
+		liveKeys:    newLiveKeys(),
 	}
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),

@@ -58,6 +58,9 @@ type openaiConfig struct {
 
 	// TidyInterval is nil for configs written before it existed (config_tidy.go).
 	TidyInterval *time.Duration `json:"tidy_interval,omitempty"`
+
+	// MaxLiveKeys caps the mount's live keys; 0 is unlimited (config_live_keys.go).
+	MaxLiveKeys int `json:"max_live_keys,omitempty"`
 }
 
 // clientSettings is what every client built from this config uses (issue,

@@ -67,7 +67,9 @@ var errCreateRolledBack = fmt.Errorf("issue took longer than the WAL rollback ag
 // WAL entry, which commits the account to the lease about to be returned.
 // If the delete fails the request fails, and rollback removes the account
 // and its record.
-func (b *backend) commitCreate(ctx context.Context, s logical.Storage, walID, token string, rec *accountRecord) error {
+// Once the record is written the issue's live-key reservation becomes the
+// record's (live_keys.go): a pending record counts until rollback deletes it.
+func (b *backend) commitCreate(ctx context.Context, s logical.Storage, walID, token string, rec *accountRecord, res *liveKeyReservation) error {
 	lock := locksutil.LockForKey(b.createGuard.locks, token)
 	lock.Lock()
 	defer lock.Unlock()
@@ -77,6 +79,7 @@ func (b *backend) commitCreate(ctx context.Context, s logical.Storage, walID, to
 	if err := putAccountRecord(ctx, s, rec); err != nil {
 		return fmt.Errorf("record issued account: %w", err)
 	}
+	res.commit(rec.ServiceAccountID)
 	if err := framework.DeleteWAL(ctx, s, walID); err != nil {
 		return fmt.Errorf("commit issued key: %w", err)
 	}

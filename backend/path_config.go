@@ -88,6 +88,7 @@ func pathConfig(b *backend) *framework.Path {
 	addSuppliedKeyFields(p.Fields)
 	addConfigGuardFields(p.Fields)
 	addTidyConfigFields(p.Fields)
+	addLiveKeysConfigFields(p.Fields)
 	addRetryConfigFields(p.Fields)
 	return p
 }
@@ -151,6 +152,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	data["rotation_window"] = int64(cfg.Rotation.RotationWindow.Seconds())
 	addSuppliedKeyData(cfg, data)
 	addTidyConfigData(cfg, data)
+	addLiveKeysConfigData(cfg, data)
 	addRetryConfigData(cfg, data)
 	return &logical.Response{Data: data}, nil
 }
@@ -233,6 +235,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		return resp, nil
 	}
 	if resp := parseTidyConfig(cfg, d); resp != nil {
+		return resp, nil
+	}
+	if resp := parseLiveKeysConfig(cfg, d); resp != nil {
 		return resp, nil
 	}
 	if resp := parseRetryConfig(cfg, d); resp != nil {

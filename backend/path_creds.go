@@ -51,6 +51,10 @@ The account is named by the role's name_template followed by "-" and a
 vault-app-token-alice-1732350000-Ab3dE9xZk2Lm), so every name is unique and
 crash recovery deletes only the accounts its own create made.
 
+Once max_live_keys keys of the role (or of the whole mount, in config) are
+live, issuing is refused with a 400 naming the cap and the live count, until
+a lease is revoked or expires.
+
 A 401 or 403 from OpenAI means the engine's admin key is rejected: the error
 says so and names config; the requester cannot fix it.
 `
@@ -93,9 +97,16 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		return logical.ErrorResponse("name_template of role %q: %s", roleName, err), nil
 	}
 
-	sa, err := b.createServiceAccount(ctx, req.Storage, client, role.ProjectID, roleName, base, maxTTL)
+	res, capResp, err := b.reserveLiveKey(ctx, req.Storage, roleName, role)
+	if capResp != nil || err != nil {
+		return capResp, err
+	}
+	// Released unless the account's record was written (commitCreate).
+	defer res.release()
+
+	sa, err := b.createServiceAccount(ctx, req.Storage, client, role.ProjectID, roleName, base, maxTTL, res)
 	if fresh := b.clientAfterAuthFailure(ctx, req.Storage, client, err); fresh != nil {
-		sa, err = b.createServiceAccount(ctx, req.Storage, fresh, role.ProjectID, roleName, base, maxTTL)
+		sa, err = b.createServiceAccount(ctx, req.Storage, fresh, role.ProjectID, roleName, base, maxTTL, res)
 	}
 	switch {
 	case isAuthError(err):
@@ -151,7 +162,7 @@ func effectiveMaxTTL(mountMax, roleMax time.Duration) time.Duration {
 // WAL entry written first: if the process dies, or the response is lost after
 // OpenAI created the account, rollback finds the account by the unique token
 // in its name and deletes it. base is the template's part of the name.
-func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, client adminClient, projectID, roleName, base string, lifetime time.Duration) (*serviceAccountKey, error) {
+func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, client adminClient, projectID, roleName, base string, lifetime time.Duration, res *liveKeyReservation) (*serviceAccountKey, error) {
 	name, token, err := uniqueName(base)
 	if err != nil {
 		return nil, err
@@ -195,7 +206,7 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 		}
 	}
 
-	if err := b.commitCreate(ctx, s, walID, token, newAccountRecord(sa, projectID, roleName, walID, now, lifetime)); err != nil {
+	if err := b.commitCreate(ctx, s, walID, token, newAccountRecord(sa, projectID, roleName, walID, now, lifetime), res); err != nil {
 		return nil, err
 	}
 	return sa, nil

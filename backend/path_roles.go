@@ -20,6 +20,8 @@ type roleEntry struct {
 	NameTemplate string        `json:"name_template"`
 	TTL          time.Duration `json:"ttl"`
 	MaxTTL       time.Duration `json:"max_ttl"`
+	// MaxLiveKeys caps the role's live keys; 0 is unlimited (live_keys.go).
+	MaxLiveKeys int `json:"max_live_keys,omitempty"`
 }
 
 func pathRoles(b *backend) []*framework.Path {
@@ -71,6 +73,12 @@ func pathRoles(b *backend) []*framework.Path {
 					Type:         framework.TypeDurationSecond,
 					Description:  "Maximum lifetime of an issued key, renewals included; also sent to OpenAI as the key's own expiry. Defaults to the mount's max lease TTL; at most one year.",
 					DisplayAttrs: &framework.DisplayAttributes{Name: "Max TTL"},
+				},
+				"max_live_keys": {
+					Type: framework.TypeInt,
+					Description: "Most keys of this role that may be live at once (issues in flight included); an issue past it is refused " +
+						"until one of the role's leases is revoked or expires. 0 (default) is unlimited; at most 100000.",
+					DisplayAttrs: &framework.DisplayAttributes{Name: "Max live keys"},
 				},
 			},
 			ExistenceCheck: b.roleExistenceCheck,
@@ -184,6 +192,7 @@ func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *fra
 		"name_template": role.NameTemplate,
 		"ttl":           int64(role.TTL.Seconds()),
 		"max_ttl":       int64(role.MaxTTL.Seconds()),
+		"max_live_keys": role.MaxLiveKeys,
 	}}, nil
 }
 
@@ -230,6 +239,12 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	}
 	if resp := validateRoleTTLs(role); resp != nil {
 		return resp, nil
+	}
+	if v, ok := d.GetOk("max_live_keys"); ok {
+		if resp := validMaxLiveKeys("max_live_keys", v.(int)); resp != nil {
+			return resp, nil
+		}
+		role.MaxLiveKeys = v.(int)
 	}
 
 	var warnings []string

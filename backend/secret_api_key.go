@@ -158,5 +158,5 @@ func (b *backend) secretAPIKeyRevoke(ctx context.Context, req *logical.Request, 
 	}
 	// Only once OpenAI no longer has the account; a lease from before
 	// records existed has none, which deleting tolerates.
-	return nil, deleteAccountRecord(ctx, req.Storage, key.ServiceAccountID)
+	return nil, b.forgetAccount(ctx, req.Storage, key.ServiceAccountID)
 }

@@ -231,7 +231,7 @@ func (b *backend) tidyProject(ctx context.Context, s logical.Storage, client adm
 		if dryRun {
 			continue
 		}
-		if err := deleteAccountRecord(ctx, s, r.ServiceAccountID); err != nil {
+		if err := b.forgetAccount(ctx, s, r.ServiceAccountID); err != nil {
 			return true, err
 		}
 	}

@@ -161,7 +161,7 @@ func (b *backend) rollbackServiceAccount(ctx context.Context, s logical.Storage,
 			}
 		}
 		// A pending record exists when the issue failed after writing it.
-		if err := deleteAccountRecord(ctx, s, sa.ID); err != nil {
+		if err := b.forgetAccount(ctx, s, sa.ID); err != nil {
 			return fmt.Errorf("rollback: %w", err)
 		}
 		log.Info("rolled back service account from an interrupted issue", "service_account_id", sa.ID)
