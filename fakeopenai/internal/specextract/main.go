@@ -20,13 +20,18 @@ import (
 	"strings"
 )
 
-// paths are the Admin API paths the fake implements.
+// paths are the paths the fake implements: the Admin API ones and the two
+// inference calls a test makes with an issued key.
 var paths = []string{
 	"/organization/admin_api_keys",
 	"/organization/admin_api_keys/{key_id}",
 	"/organization/projects/{project_id}",
 	"/organization/projects/{project_id}/service_accounts",
 	"/organization/projects/{project_id}/service_accounts/{service_account_id}",
+	"/organization/projects/{project_id}/service_accounts/{service_account_id}/api_keys",
+	"/organization/projects/{project_id}/api_keys",
+	"/organization/projects/{project_id}/api_keys/{api_key_id}",
+	"/models",
 }
 
 // alwaysComponents are kept whether referenced or not: the error envelope is
