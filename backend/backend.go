@@ -61,6 +61,9 @@ type backend struct {
 	// clientMu guards client; a nil client is rebuilt from config on demand.
 	clientMu sync.RWMutex
 	client   adminClient
+	// expiryGrace is config's expiry_grace, read with the config the client
+	// was built from, so issues and renewals need no storage read for it.
+	expiryGrace time.Duration
 
 	// newClient builds the OpenAI client; tests replace it to wrap faults.
 	newClient func(clientSettings) adminClient
@@ -182,6 +185,7 @@ func (b *backend) getClient(ctx context.Context, s logical.Storage) (adminClient
 		return nil, errMissingConfig
 	}
 	b.client = b.newClient(cfg.clientSettings())
+	b.expiryGrace = cfg.expiryGrace()
 	return b.client, nil
 }
 
