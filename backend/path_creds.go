@@ -85,7 +85,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		return logical.ErrorResponse("ttl must not be negative"), nil
 	}
 
-	client, err := b.getClient(ctx, req.Storage)
+	client, cfg, err := b.cachedConfig(ctx, req.Storage)
 	if errors.Is(err, errMissingConfig) {
 		return logical.ErrorResponse(err.Error()), nil
 	}
@@ -106,7 +106,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	if scopeResp != nil {
 		return scopeResp, nil
 	}
-	spec := keySpec{Scopes: scopes, ExpiresIn: issueKeyLifetime(role.expiryFollowsLease(), ttl, maxTTL, b.keyGrace())}
+	spec := keySpec{Scopes: scopes, ExpiresIn: issueKeyLifetime(role.expiryFollowsLease(), ttl, maxTTL, cfg.expiryGrace())}
 
 	if tmplErr != nil {
 		return logical.ErrorResponse("name_template of role %q: %s", roleName, tmplErr), nil
@@ -116,7 +116,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		return logical.ErrorResponse("name_template of role %q: %s", roleName, err), nil
 	}
 
-	res, capResp, err := b.reserveLiveKey(ctx, req.Storage, roleName, role)
+	res, capResp, err := b.reserveLiveKey(ctx, req.Storage, roleName, role, cfg)
 	if capResp != nil || err != nil {
 		return capResp, err
 	}
@@ -203,6 +203,7 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 	if err != nil {
 		return nil, fmt.Errorf("write WAL entry: %w", err)
 	}
+	crashpoint("issue.after_wal")
 
 	// The create must be over before rollback may act on its entry, whatever
 	// the request's own deadline: the client bounds it by retry_budget plus
@@ -210,6 +211,7 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 	cctx, cancel := context.WithTimeout(ctx, b.createTimeLimit())
 	sa, err := b.createAccountWithKey(cctx, ctx, client, projectID, name, spec)
 	cancel()
+	crashpoint("issue.after_create")
 	if err != nil {
 		// Only when every attempt was refused is it certain that nothing
 		// was created; otherwise the entry stays for rollback to settle.
@@ -230,7 +232,7 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 		}
 	}
 
-	if err := b.commitCreate(ctx, s, walID, token, newAccountRecord(sa, projectID, roleName, walID, now, lifetime), res); err != nil {
+	if err := b.commitCreate(ctx, s, walID, token, newAccountRecord(sa, projectID, roleName, now, lifetime), res); err != nil {
 		return nil, err
 	}
 	return sa, nil
