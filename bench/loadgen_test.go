@@ -1,0 +1,143 @@
+package bench
+
+// Running the load generator (cmd/loadgen): built once per run, started once
+// per measured load, its one-line JSON result read back. Between its warm-up
+// and its measured requests it waits for a line on stdin, so the CPU of the
+// other processes and Vault's storage counters are read around exactly the
+// measured requests.
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vault-plugin-openai/vault-plugin-openai/e2e/harness"
+)
+
+var loadgenBuild struct {
+	mu   sync.Mutex
+	path string
+}
+
+// loadgenBin builds cmd/loadgen once per test (a benchmark run) into a
+// temporary directory removed when that test ends.
+func loadgenBin(t *testing.T) string {
+	t.Helper()
+	loadgenBuild.mu.Lock()
+	defer loadgenBuild.mu.Unlock()
+	if loadgenBuild.path != "" {
+		return loadgenBuild.path
+	}
+	dir, err := os.MkdirTemp("", "bench-loadgen-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "loadgen")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", path, "./cmd/loadgen")
+	cmd.Dir = filepath.Join(harness.Suite.RepoRoot, "bench")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		t.Fatalf("building the load generator: %v\n%s", err, out)
+	}
+	loadgenBuild.path = path
+	t.Cleanup(func() {
+		loadgenBuild.mu.Lock()
+		defer loadgenBuild.mu.Unlock()
+		loadgenBuild.path = ""
+		os.RemoveAll(dir)
+	})
+	return path
+}
+
+// loadTarget is one request the generator repeats.
+type loadTarget struct {
+	URL, Path, Method, Body string
+	Status                  int
+	Expect                  []string
+	VaultToken, Authz       string
+	ExpireAt                time.Time // non-zero: body {"ttl":"Ns"} ending each lease then
+}
+
+// loadResult is the generator's output line.
+type loadResult struct {
+	Requests   int     `json:"requests"`
+	Errors     int     `json:"errors"`
+	FirstError string  `json:"first_error,omitempty"`
+	Seconds    float64 `json:"seconds"`
+	PerSecond  float64 `json:"per_second"`
+	P50MS      float64 `json:"p50_ms"`
+	P90MS      float64 `json:"p90_ms"`
+	P99MS      float64 `json:"p99_ms"`
+	MaxMS      float64 `json:"max_ms"`
+	MeanMS     float64 `json:"mean_ms"`
+	CPUSeconds float64 `json:"cpu_s"`
+	WarmupCPU  float64 `json:"warmup_cpu_s"`
+}
+
+// runLoad runs the generator on tg from clients connections, one warm-up
+// request each, then up to count requests or for at most d. before and
+// after, if set, are called after the warm-up and once the measured requests
+// are done, to read the other processes' counters.
+func runLoad(t *testing.T, tg loadTarget, clients, count int, d time.Duration, before, after func()) loadResult {
+	t.Helper()
+	args := []string{
+		"-url", tg.URL, "-path", tg.Path, "-method", tg.Method,
+		"-clients", strconv.Itoa(clients), "-count", strconv.Itoa(count), "-duration", d.String(),
+		"-status", strconv.Itoa(max(tg.Status, 200)), "-sync",
+	}
+	if tg.Body != "" {
+		args = append(args, "-body", tg.Body)
+	}
+	if !tg.ExpireAt.IsZero() {
+		args = append(args, "-expire-at", strconv.FormatInt(tg.ExpireAt.Unix(), 10))
+	}
+	for _, e := range tg.Expect {
+		args = append(args, "-expect", e)
+	}
+	cmd := exec.Command(loadgenBin(t), args...)
+	cmd.Env = append(os.Environ(), "LOADGEN_VAULT_TOKEN="+tg.VaultToken, "LOADGEN_AUTHORIZATION="+tg.Authz, "GOGC=400")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting the load generator: %v", err)
+	}
+	rd := bufio.NewReader(stdout)
+	line, err := rd.ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "warm" {
+		_ = cmd.Wait()
+		t.Fatalf("load generator on %s: no warm-up line (%q, %v): %s", tg.Path, line, err, stderr.String())
+	}
+	if before != nil {
+		before()
+	}
+	if _, err := stdin.Write([]byte("\n")); err != nil {
+		t.Fatalf("load generator: %v", err)
+	}
+	line, err = rd.ReadString('\n')
+	if after != nil {
+		after()
+	}
+	if werr := cmd.Wait(); werr != nil || err != nil {
+		t.Fatalf("load generator on %s: %v %v: %s", tg.Path, err, werr, stderr.String())
+	}
+	var res loadResult
+	if err := json.Unmarshal([]byte(line), &res); err != nil {
+		t.Fatalf("load generator output %q: %v", line, err)
+	}
+	return res
+}
