@@ -31,7 +31,7 @@ func TestBench(t *testing.T) {
 	if dir == "" {
 		dir = filepath.Join(harness.Suite.RepoRoot, "bench", "results")
 	}
-	rep := runBench(t, benchConfig{
+	cfg := benchConfig{
 		Name: "full",
 		// The targets need issue at 0 ms (1 and 16 clients) and at
 		// 100 ms (32 and 128), with the KV floor at the same clients;
@@ -51,7 +51,19 @@ func TestBench(t *testing.T) {
 		ExpiryLatency:   0,
 		FillConcurrency: 128,
 		ProbeWorkers:    1000,
-	})
+	}
+	// Smaller sizes for trying changes out (the report says which were used):
+	// BENCH_REPS, BENCH_CELL_SECONDS, BENCH_LEASES.
+	if n, err := strconv.Atoi(os.Getenv("BENCH_REPS")); err == nil && n > 0 {
+		cfg.Reps, cfg.Name = n, "custom"
+	}
+	if n, err := strconv.Atoi(os.Getenv("BENCH_CELL_SECONDS")); err == nil && n > 0 {
+		cfg.CellMaxDuration, cfg.Name = time.Duration(n)*time.Second, "custom"
+	}
+	if n, err := strconv.Atoi(os.Getenv("BENCH_LEASES")); err == nil && n > 0 {
+		cfg.Leases, cfg.Name = n, "custom"
+	}
+	rep := runBench(t, cfg)
 	writeReport(t, rep, dir)
 }
 
