@@ -9,6 +9,9 @@ package bench
 import (
 	"bufio"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -140,4 +143,39 @@ func runLoad(t *testing.T, tg loadTarget, clients, count int, d time.Duration, b
 		t.Fatalf("load generator output %q: %v", line, err)
 	}
 	return res
+}
+
+// checkLoadgen proves the generator against a local server before the
+// benchmark trusts it: every request counted, the token and body sent, a
+// wrong status or a missing expected string counted as an error (warm-up
+// requests included), and {i} giving each request its own path.
+func checkLoadgen(t *testing.T) {
+	t.Helper()
+	var mu sync.Mutex
+	paths := map[string]bool{}
+	var bad int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		paths[r.URL.Path] = true
+		if r.Header.Get("X-Vault-Token") != "tok" || string(b) != `{"a":1}` || r.Method != http.MethodPost {
+			bad++
+		}
+		mu.Unlock()
+		_, _ = w.Write([]byte(`{"lease_id":"x/1","data":{}}`))
+	}))
+	defer srv.Close()
+	tg := loadTarget{URL: srv.URL + "/v1/", Path: "kv/{i}", Method: http.MethodPost, Body: `{"a":1}`, VaultToken: "tok", Expect: []string{`"lease_id":"x/`}}
+	res := runLoad(t, tg, 4, 40, time.Minute, nil, nil)
+	if res.Requests != 40 || res.Errors != 0 || len(paths) != 44 || bad != 0 || res.P50MS <= 0 {
+		t.Errorf("load generator: %d requests (want 40), %d errors (want 0), %d distinct paths (want 44), %d requests without token or body; result %+v", res.Requests, res.Errors, len(paths), bad, res)
+	}
+	tg.Expect = []string{"absent"}
+	if res := runLoad(t, tg, 2, 10, time.Minute, nil, nil); res.Errors != 12 || !strings.Contains(res.FirstError, "absent") {
+		t.Errorf("load generator with an unmet -expect: %d errors (want 12), first %q", res.Errors, res.FirstError)
+	}
+	tg.Expect, tg.Status = nil, http.StatusNoContent
+	if res := runLoad(t, tg, 2, 10, time.Minute, nil, nil); res.Errors != 12 || !strings.Contains(res.FirstError, "HTTP 200") {
+		t.Errorf("load generator with a wrong status: %d errors (want 12), first %q", res.Errors, res.FirstError)
+	}
 }

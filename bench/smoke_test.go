@@ -17,6 +17,7 @@ func TestBenchSmoke(t *testing.T) {
 	if dir == "" {
 		dir = t.TempDir()
 	}
+	checkLoadgen(t)
 	rep := runBench(t, benchConfig{
 		Name: "smoke",
 		Cells: []cellDef{
