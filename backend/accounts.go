@@ -32,17 +32,16 @@ type accountRecord struct {
 	ExpiresAt int64 `json:"expires_at"`
 	// KeyExpiresAt is the key's expiry as OpenAI reported it (0: none).
 	KeyExpiresAt int64 `json:"key_expires_at,omitempty"`
-	// WALID is the WAL entry that guarded the account's creation. The record
-	// is written while that entry still exists and the issue commits by
-	// deleting it, so the record is pending (its account may still be rolled
-	// back) exactly while the entry exists, and committed to a lease after.
-	// Records written before this field existed are committed.
+	// WALID marks a record written while its creation's WAL entry still
+	// guarded it: pending (its account may still be rolled back) while the
+	// entry exists, committed after. Earlier builds wrote it (they
+	// committed by deleting the entry); records are now written committed
+	// (create_guard.go), and pending ones already stored are still honoured.
 	WALID string `json:"wal_id,omitempty"`
 }
 
-func newAccountRecord(sa *serviceAccountKey, projectID, role, walID string, created time.Time, lifetime time.Duration) *accountRecord {
+func newAccountRecord(sa *serviceAccountKey, projectID, role string, created time.Time, lifetime time.Duration) *accountRecord {
 	return &accountRecord{
-		WALID:            walID,
 		ServiceAccountID: sa.ID,
 		ProjectID:        projectID,
 		Name:             sa.Name,
@@ -53,9 +52,9 @@ func newAccountRecord(sa *serviceAccountKey, projectID, role, walID string, crea
 	}
 }
 
-// committed reports whether the record's account was handed to a lease: its
-// creation's WAL entry is gone. A pending record (entry still present) is an
-// issue that has not finished, or one that failed and awaits rollback.
+// committed reports whether the record's account was handed to a lease. A
+// record with no WALID always was; an older pending record (entry still
+// present) is an issue that failed and awaits rollback.
 func (r *accountRecord) committed(ctx context.Context, s logical.Storage) (bool, error) {
 	if r.WALID == "" {
 		return true, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +20,9 @@ type countingStorage struct {
 	mu     sync.Mutex
 	ops    map[string]int
 	failOn func(op, key string) error
+	// failAfter, when set, runs after a put or delete took effect: its
+	// error is returned although the write happened (a lost reply).
+	failAfter func(op, key string) error
 }
 
 func newCountingStorage(s logical.Storage) *countingStorage {
@@ -60,7 +64,20 @@ func (c *countingStorage) Put(ctx context.Context, e *logical.StorageEntry) erro
 	if err := c.hook("put", e.Key); err != nil {
 		return err
 	}
-	return c.Storage.Put(ctx, e)
+	if err := c.Storage.Put(ctx, e); err != nil {
+		return err
+	}
+	return c.after("put", e.Key)
+}
+
+func (c *countingStorage) after(op, key string) error {
+	c.mu.Lock()
+	f := c.failAfter
+	c.mu.Unlock()
+	if f != nil {
+		return f(op, key)
+	}
+	return nil
 }
 
 func (c *countingStorage) Delete(ctx context.Context, k string) error {
@@ -70,18 +87,40 @@ func (c *countingStorage) Delete(ctx context.Context, k string) error {
 	return c.Storage.Delete(ctx, k)
 }
 
-func TestAccounts_IssueWritesRecordWithOneExtraPut(t *testing.T) {
+// Storage on the issue path: two writes (WAL entry, record) and no read once
+// role and config are cached; the WAL entry's delete runs after the response.
+func TestAccounts_IssueWritesTwiceOnItsPathAndDeletesItsEntryAfter(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure()
 	e.writeRole("app", map[string]interface{}{"max_ttl": "2h"})
+	e.issue("app", nil) // warms the role and config caches
+	e.walCount()
 	cs := newCountingStorage(e.storage)
+	release := make(chan struct{})
+	var heldTooLong atomic.Bool
+	cs.failOn = func(op, key string) error {
+		if op == "delete" && strings.HasPrefix(key, "wal/") {
+			select {
+			case <-release:
+			case <-time.After(20 * time.Second):
+				heldTooLong.Store(true) // the issue waited for this delete
+			}
+		}
+		return nil
+	}
 	e.storage = cs
 
 	before := time.Now().Unix()
 	resp := e.issue("app", nil)
-	// WAL put, record put; WAL delete. Nothing else writes on the hot path.
-	if p, d := cs.count("put"), cs.count("delete"); p != 2 || d != 1 {
-		t.Fatalf("issue made %d puts and %d deletes, want 2 and 1", p, d)
+	if p, g := cs.count("put"), cs.count("get"); p != 2 || g != 0 {
+		t.Fatalf("issue made %d puts and %d gets on its path, want 2 and 0", p, g)
+	}
+	close(release)
+	if n := e.walCount(); n != 0 || heldTooLong.Load() {
+		t.Fatalf("after the response: %d WAL entries left, issue waited for the delete: %v", n, heldTooLong.Load())
+	}
+	if d := cs.count("delete"); d != 1 {
+		t.Fatalf("%d deletes after the response, want 1 (the WAL entry)", d)
 	}
 	id := resp.Data["service_account_id"].(string)
 	r := e.record(id)
@@ -94,9 +133,14 @@ func TestAccounts_IssueWritesRecordWithOneExtraPut(t *testing.T) {
 	if r.CreatedAt < before || r.ExpiresAt-r.CreatedAt != int64((2*time.Hour).Seconds()) {
 		t.Fatalf("record times created=%d expires=%d", r.CreatedAt, r.ExpiresAt)
 	}
-	live := e.fake.LiveAccounts()
-	if len(live) != 1 || r.KeyExpiresAt != live[0].KeyExpiresAt || r.KeyExpiresAt == 0 {
-		t.Fatalf("record key expiry %d, OpenAI's %+v", r.KeyExpiresAt, live)
+	var atOpenAI *fakeopenai.Account
+	for _, a := range e.fake.LiveAccounts() {
+		if a.ID == id {
+			atOpenAI = &a
+		}
+	}
+	if atOpenAI == nil || r.KeyExpiresAt != atOpenAI.KeyExpiresAt || r.KeyExpiresAt == 0 {
+		t.Fatalf("record key expiry %d, OpenAI's %+v", r.KeyExpiresAt, atOpenAI)
 	}
 	raw, _ := e.storage.Get(context.Background(), accountStoragePrefix+id)
 	e.assertNoSecret("account record", string(raw.Value), resp.Data["api_key"].(string))
@@ -191,9 +235,10 @@ func TestAccounts_RecordWriteFailureIsRolledBack(t *testing.T) {
 	}
 }
 
-// If the WAL entry cannot be deleted after the record was written, rollback
-// removes both the account and its record.
-func TestAccounts_WALCommitFailureRollsBackRecordToo(t *testing.T) {
+// The WAL entry of a committed issue is deleted after the response; if that
+// delete fails the key is still issued, and rollback later drops the entry
+// without touching the account its committed record claims.
+func TestAccounts_WALDeleteFailureKeepsTheIssuedKey(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure()
 	e.writeRole("app", map[string]interface{}{})
@@ -205,15 +250,45 @@ func TestAccounts_WALCommitFailureRollsBackRecordToo(t *testing.T) {
 		return nil
 	}
 	e.storage = cs
-	if _, err := e.do(logical.UpdateOperation, "creds/app", nil); err == nil {
-		t.Fatal("issue succeeded although its WAL entry could not be committed")
+	resp, err := e.do(logical.UpdateOperation, "creds/app", nil)
+	if err != nil || resp == nil || resp.Secret == nil {
+		t.Fatalf("issue failed although its record was written: %v", err)
 	}
-	if e.recordCount() != 1 {
-		t.Fatalf("want the record written before the failed commit, have %d", e.recordCount())
+	if e.walCount() != 1 || e.recordCount() != 1 {
+		t.Fatalf("want the entry left behind and the record written, have %d entries, %d records", e.walCount(), e.recordCount())
 	}
 	cs.failOn = nil
 	e.rollbackNow()
-	if len(e.fake.LiveAccounts()) != 0 || e.recordCount() != 0 {
-		t.Fatalf("rollback left %d accounts and %d records", len(e.fake.LiveAccounts()), e.recordCount())
+	if len(e.fake.LiveAccounts()) != 1 || e.recordCount() != 1 || e.walCount() != 0 {
+		t.Fatalf("rollback: want the leased account and its record kept and the entry gone, have %d accounts, %d records, %d entries",
+			len(e.fake.LiveAccounts()), e.recordCount(), e.walCount())
+	}
+}
+
+// A record write whose reply is lost (stored, but reported failed) fails the
+// issue; the record must not stay behind, or it would claim the account for
+// a lease that never existed and keep rollback off it.
+func TestAccounts_RecordWriteLostReplyIsRolledBack(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	e.writeRole("app", map[string]interface{}{})
+	cs := newCountingStorage(e.storage)
+	cs.failAfter = func(op, key string) error {
+		if op == "put" && strings.HasPrefix(key, accountStoragePrefix) {
+			return errors.New("reply lost")
+		}
+		return nil
+	}
+	e.storage = cs
+	if _, err := e.do(logical.UpdateOperation, "creds/app", nil); err == nil {
+		t.Fatal("issue succeeded although its record write reported failure")
+	}
+	if e.recordCount() != 0 || e.walCount() != 1 {
+		t.Fatalf("want no record and the entry kept, have %d records, %d entries", e.recordCount(), e.walCount())
+	}
+	cs.failAfter = nil
+	e.rollbackNow()
+	if len(e.fake.LiveAccounts()) != 0 || e.walCount() != 0 {
+		t.Fatalf("rollback left %d accounts and %d entries", len(e.fake.LiveAccounts()), e.walCount())
 	}
 }

@@ -58,9 +58,17 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 type backend struct {
 	*framework.Backend
 
-	// clientMu guards client; a nil client is rebuilt from config on demand.
-	clientMu sync.RWMutex
-	client   adminClient
+	// clientMu guards client and clientConfig; a nil client is rebuilt
+	// from config on demand. clientConfig is the stored config the client
+	// was built from: the issue path reads settings that only a config
+	// write changes (max_live_keys) here instead of from storage on every
+	// request. Both are dropped on every config write, rotation and
+	// invalidation (resetClient); bookkeeping that rotation writes without a
+	// reset (pending key deletions) may be stale here and is read from
+	// storage where it matters. Never modified.
+	clientMu     sync.RWMutex
+	client       adminClient
+	clientConfig *openaiConfig
 
 	// newClient builds the OpenAI client; tests replace it to wrap faults.
 	newClient func(clientSettings) adminClient
@@ -84,6 +92,10 @@ type backend struct {
 	// liveKeys counts this mount's live keys for the max_live_keys caps
 	// (live_keys.go).
 	liveKeys *liveKeys
+
+	// walDeleter deletes committed issues' WAL entries off the request
+	// path (wal_deleter.go).
+	walDeleter *walDeleter
 }
 
 func newBackend() *backend {
@@ -93,6 +105,7 @@ func newBackend() *backend {
 		createGuard: newCreateGuard(),
 		liveKeys:    newLiveKeys(),
 	}
+	b.walDeleter = newWALDeleter(func(msg string, args ...interface{}) { b.Logger().Warn(msg, args...) })
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
@@ -111,7 +124,7 @@ func newBackend() *backend {
 		RotateCredential:  b.rotateCredential,
 		WALRollbackMinAge: walRollbackMinAge(),
 		Invalidate:        b.invalidate,
-		Clean:             func(context.Context) { b.resetClient() },
+		Clean:             b.clean,
 		RunningVersion:    Version,
 	}
 	return b
@@ -154,35 +167,52 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	b.invalidateRole(key)
 }
 
+// clean runs when the mount is disabled or its plugin reloaded.
+func (b *backend) clean(context.Context) {
+	b.walDeleter.close(walDeleterCloseWait)
+	b.resetClient()
+}
+
+// walDeleterCloseWait bounds how long unmount waits for queued WAL deletes.
+const walDeleterCloseWait = 2 * time.Second
+
 func (b *backend) resetClient() {
 	b.clientMu.Lock()
-	b.client = nil
+	b.client, b.clientConfig = nil, nil
 	b.clientMu.Unlock()
 }
 
 // getClient returns the cached client, building it from stored config once.
 func (b *backend) getClient(ctx context.Context, s logical.Storage) (adminClient, error) {
+	c, _, err := b.cachedConfig(ctx, s)
+	return c, err
+}
+
+// cachedConfig returns the cached client and the config it was built from,
+// reading config from storage only when nothing is cached. The config must
+// not be modified.
+func (b *backend) cachedConfig(ctx context.Context, s logical.Storage) (adminClient, *openaiConfig, error) {
 	b.clientMu.RLock()
-	c := b.client
+	c, cfg := b.client, b.clientConfig
 	b.clientMu.RUnlock()
 	if c != nil {
-		return c, nil
+		return c, cfg, nil
 	}
 
 	b.clientMu.Lock()
 	defer b.clientMu.Unlock()
 	if b.client != nil {
-		return b.client, nil
+		return b.client, b.clientConfig, nil
 	}
 	cfg, err := getConfig(ctx, s)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if cfg == nil {
-		return nil, errMissingConfig
+		return nil, nil, errMissingConfig
 	}
-	b.client = b.newClient(cfg.clientSettings())
-	return b.client, nil
+	b.client, b.clientConfig = b.newClient(cfg.clientSettings()), cfg
+	return b.client, b.clientConfig, nil
 }
 
 var errMissingConfig = fmt.Errorf("the OpenAI engine is not configured: write admin_api_key to config first")

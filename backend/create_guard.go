@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -22,7 +21,7 @@ const rollbackMarkTTL = time.Hour
 
 // createGuard makes an issue's commit and a rollback of the same create
 // exclusive: a rollback marks the token first, and an issue commits (writes
-// its record, deletes its WAL entry) only while its token is unmarked. So an
+// its record) only while its token is unmarked. So an
 // account is either committed before rollback looks at it (and its
 // committed record protects it), or its issue fails. In memory: both run on
 // the active node, where every create happens.
@@ -63,12 +62,14 @@ func (g *createGuard) isRolledBack(token string) bool {
 // errCreateRolledBack: the issue outlived its WAL entry's rollback age.
 var errCreateRolledBack = fmt.Errorf("issue took longer than the WAL rollback age and was rolled back; retry the request")
 
-// commitCreate writes the account's record, still pending, then deletes the
-// WAL entry, which commits the account to the lease about to be returned.
-// If the delete fails the request fails, and rollback removes the account
-// and its record.
+// commitCreate commits the account to the lease about to be returned by
+// writing its record, committed from the start: rollback never deletes an
+// account a committed record claims, so the create's WAL entry has nothing
+// left to guard and is deleted in the background (wal_deleter.go). The
+// record is written only while the token is unmarked, so a rollback that
+// got there first wins and the issue fails.
 // Once the record is written the issue's live-key reservation becomes the
-// record's (live_keys.go): a pending record counts until rollback deletes it.
+// record's (live_keys.go).
 func (b *backend) commitCreate(ctx context.Context, s logical.Storage, walID, token string, rec *accountRecord, res *liveKeyReservation) error {
 	lock := locksutil.LockForKey(b.createGuard.locks, token)
 	lock.Lock()
@@ -77,11 +78,17 @@ func (b *backend) commitCreate(ctx context.Context, s logical.Storage, walID, to
 		return errCreateRolledBack
 	}
 	if err := putAccountRecord(ctx, s, rec); err != nil {
+		// A failed put may still have been stored: remove it, or the
+		// record would claim the account for a lease that never exists and
+		// keep rollback off it (tidy would find it only at its expiry).
+		if derr := deleteAccountRecord(ctx, s, rec.ServiceAccountID); derr != nil {
+			b.Logger().Error("could not undo a failed account record write; tidy removes the account once its lease could have ended",
+				"service_account_id", rec.ServiceAccountID, "error", derr)
+		}
 		return fmt.Errorf("record issued account: %w", err)
 	}
 	res.commit(rec.ServiceAccountID)
-	if err := framework.DeleteWAL(ctx, s, walID); err != nil {
-		return fmt.Errorf("commit issued key: %w", err)
-	}
+	crashpoint("issue.after_record")
+	b.walDeleter.enqueue(ctx, s, walID)
 	return nil
 }

@@ -193,12 +193,10 @@ func (b *backend) forgetAccount(ctx context.Context, s logical.Storage, id strin
 // well-formed, but it cannot succeed until an operator revokes leases or
 // raises a cap, and Vault's API client retries 429 on its own (retryablehttp),
 // which would only repeat the refusal; 400 is also what every other refusal
-// a requester or operator can fix gets on this mount.
-func (b *backend) reserveLiveKey(ctx context.Context, s logical.Storage, roleName string, role *roleEntry) (*liveKeyReservation, *logical.Response, error) {
-	cfg, err := getConfig(ctx, s)
-	if err != nil {
-		return nil, nil, err
-	}
+// a requester or operator can fix gets on this mount. cfg is the config
+// the client was built from (cachedConfig), so the mount's cap costs
+// no storage read.
+func (b *backend) reserveLiveKey(ctx context.Context, s logical.Storage, roleName string, role *roleEntry, cfg *openaiConfig) (*liveKeyReservation, *logical.Response, error) {
 	mountCap := 0
 	if cfg != nil {
 		mountCap = cfg.MaxLiveKeys

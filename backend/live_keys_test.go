@@ -166,41 +166,43 @@ func TestLiveKeys_FailedIssueReleases(t *testing.T) {
 	e.issue("r", nil)
 }
 
-// walDeleteFails makes the commit's WAL delete fail once, leaving a
-// pending record, as a crash between record and commit would.
-type walDeleteFails struct {
+// recordPutFails makes the first account-record write fail, as a storage
+// error after the create would.
+type recordPutFails struct {
 	logical.Storage
 	failed atomic.Bool
 }
 
-func (s *walDeleteFails) Delete(ctx context.Context, key string) error {
-	if strings.HasPrefix(key, "wal/") && s.failed.CompareAndSwap(false, true) {
-		return errors.New("injected WAL delete failure")
+func (s *recordPutFails) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if strings.HasPrefix(e.Key, accountStoragePrefix) && s.failed.CompareAndSwap(false, true) {
+		return errors.New("injected record write failure")
 	}
-	return s.Storage.Delete(ctx, key)
+	return s.Storage.Put(ctx, e)
 }
 
-func TestLiveKeys_PendingRecordCountsUntilRollback(t *testing.T) {
+// A failed issue hands its key to nobody, so it gives its place under the
+// cap back; its account, left to rollback, is removed by it.
+func TestLiveKeys_FailedIssueGivesItsPlaceBack(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure()
 	e.writeRole("r", map[string]interface{}{"max_live_keys": 1})
 	_, err := e.b.HandleRequest(context.Background(), &logical.Request{
-		Operation: logical.UpdateOperation, Path: "creds/r", Storage: &walDeleteFails{Storage: e.storage},
+		Operation: logical.UpdateOperation, Path: "creds/r", Storage: &recordPutFails{Storage: e.storage},
 		DisplayName: "t", MountAccessor: "openai_test",
 	})
 	if err == nil {
-		t.Fatal("issue whose commit failed succeeded")
+		t.Fatal("issue whose record write failed succeeded")
 	}
-	if e.recordCount() != 1 || len(e.fake.LiveAccounts()) != 1 {
-		t.Fatalf("want one pending record and one account, got %d and %d", e.recordCount(), len(e.fake.LiveAccounts()))
+	if e.recordCount() != 0 || len(e.fake.LiveAccounts()) != 1 {
+		t.Fatalf("want no record and one account awaiting rollback, got %d and %d", e.recordCount(), len(e.fake.LiveAccounts()))
 	}
-	// The pending record's account exists at OpenAI: it counts.
+	kept := e.issue("r", nil).Data["service_account_id"].(string)
 	e.mustBadRequest(logical.UpdateOperation, "creds/r", nil, "1 of its keys are live")
 	e.rollbackNow()
-	if n := len(e.fake.LiveAccounts()); n != 0 {
-		t.Fatalf("%d accounts after rollback, want 0", n)
+	live := e.fake.LiveAccounts()
+	if len(live) != 1 || live[0].ID != kept {
+		t.Fatalf("after rollback: %+v, want only the issued account %s", live, kept)
 	}
-	e.issue("r", nil)
 }
 
 func TestLiveKeys_BadValuesRefusedNothingStored(t *testing.T) {

@@ -808,6 +808,7 @@ func (m *model) accountsAtA() map[string]fakeopenai.Account {
 }
 
 func (m *model) walCount() int {
+	m.b.walDeleter.settle(10 * time.Second)
 	keys, err := framework.ListWAL(context.Background(), m.storage)
 	if err != nil {
 		m.fail("list WAL: %v", err)

@@ -73,7 +73,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		return logical.ErrorResponse("ttl must not be negative"), nil
 	}
 
-	client, err := b.getClient(ctx, req.Storage)
+	client, cfg, err := b.cachedConfig(ctx, req.Storage)
 	if errors.Is(err, errMissingConfig) {
 		return logical.ErrorResponse(err.Error()), nil
 	}
@@ -97,7 +97,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		return logical.ErrorResponse("name_template of role %q: %s", roleName, err), nil
 	}
 
-	res, capResp, err := b.reserveLiveKey(ctx, req.Storage, roleName, role)
+	res, capResp, err := b.reserveLiveKey(ctx, req.Storage, roleName, role, cfg)
 	if capResp != nil || err != nil {
 		return capResp, err
 	}
@@ -179,6 +179,7 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 	if err != nil {
 		return nil, fmt.Errorf("write WAL entry: %w", err)
 	}
+	crashpoint("issue.after_wal")
 
 	// The create must be over before rollback may act on its entry, whatever
 	// the request's own deadline: the client bounds it by retry_budget plus
@@ -186,6 +187,7 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 	cctx, cancel := context.WithTimeout(ctx, b.createTimeLimit())
 	sa, err := client.CreateServiceAccount(cctx, projectID, name, int64(lifetime.Seconds()))
 	cancel()
+	crashpoint("issue.after_create")
 	if err != nil {
 		// Only when every attempt was refused is it certain that nothing
 		// was created; otherwise the entry stays for rollback to settle.
@@ -206,7 +208,7 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 		}
 	}
 
-	if err := b.commitCreate(ctx, s, walID, token, newAccountRecord(sa, projectID, roleName, walID, now, lifetime), res); err != nil {
+	if err := b.commitCreate(ctx, s, walID, token, newAccountRecord(sa, projectID, roleName, now, lifetime), res); err != nil {
 		return nil, err
 	}
 	return sa, nil

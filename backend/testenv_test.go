@@ -191,8 +191,11 @@ func (e *testEnv) liveAccountIDs() map[string]bool {
 	return ids
 }
 
+// walCount counts WAL entries once the background deletes of committed
+// issues' entries have run (wal_deleter.go).
 func (e *testEnv) walCount() int {
 	e.t.Helper()
+	e.b.walDeleter.settle(10 * time.Second)
 	keys, err := e.storage.List(context.Background(), "wal/")
 	if err != nil {
 		e.t.Fatal(err)

@@ -146,6 +146,7 @@ func (b *backend) rollbackServiceAccount(ctx context.Context, s logical.Storage,
 		return nil
 	}
 
+	deleted, kept := 0, 0
 	for _, sa := range candidates {
 		claimed, err := accountClaimedByLease(ctx, s, sa.ID)
 		if err != nil {
@@ -153,6 +154,7 @@ func (b *backend) rollbackServiceAccount(ctx context.Context, s logical.Storage,
 		}
 		if claimed {
 			log.Warn("not rolling back an account a lease owns", "service_account_id", sa.ID)
+			kept++
 			continue
 		}
 		if err := client.DeleteServiceAccount(ctx, entry.ProjectID, sa.ID); err != nil {
@@ -160,12 +162,18 @@ func (b *backend) rollbackServiceAccount(ctx context.Context, s logical.Storage,
 				return fmt.Errorf("rollback: %w", gerr)
 			}
 		}
-		// A pending record exists when the issue failed after writing it.
+		// A record exists when an earlier build left it pending, or a
+		// failed record write could not be undone.
 		if err := b.forgetAccount(ctx, s, sa.ID); err != nil {
 			return fmt.Errorf("rollback: %w", err)
 		}
 		log.Info("rolled back service account from an interrupted issue", "service_account_id", sa.ID)
+		deleted++
 	}
+	// Entries of committed issues normally go right after the response
+	// (wal_deleter.go); one that reaches rollback was left by a crash or a
+	// failed request, so it is worth a line either way.
+	log.Info("settled the WAL entry of an issue", "deleted", deleted, "kept_for_lease", kept)
 	return nil
 }
 
