@@ -313,12 +313,13 @@ func TestKeyCreateFaults(t *testing.T) {
 	}
 	keys := c.Admin.Organization.Projects.ServiceAccounts.APIKeys
 	params := openai.AdminOrganizationProjectServiceAccountAPIKeyNewParams{Scopes: []string{scopeModelRead}}
+	fired := make(chan Op, 1)
 	// The api_keys create is a fault target like the account create: a
 	// lost response creates the key, a 500 does not, a hold delays it.
 	s.SetFaults(Faults{Rules: []FaultRule{
 		{Ops: []Op{OpCreateServiceAccountKey}, Kind: FaultLostResponse, Count: 1},
 		{Ops: []Op{OpCreateServiceAccountKey}, Kind: Fault500, Count: 1},
-		{Ops: []Op{OpCreateServiceAccountKey}, Kind: FaultHold, Hold: 50 * time.Millisecond, Count: 1},
+		{Ops: []Op{OpCreateServiceAccountKey}, Kind: FaultHold, Hold: 50 * time.Millisecond, Count: 1, OnFire: func(op Op) { fired <- op }},
 	}})
 	if _, err := keys.New(ctx, ProjectActive, bare.ID, params); err == nil || statusOf(err) != 0 {
 		t.Fatalf("lost response reached the client: %v", err)
@@ -332,6 +333,9 @@ func TestKeyCreateFaults(t *testing.T) {
 	start := time.Now()
 	if _, err := keys.New(ctx, ProjectActive, bare.ID, params); err != nil || time.Since(start) < 50*time.Millisecond {
 		t.Fatalf("hold fault: %v after %v", err, time.Since(start))
+	}
+	if op := <-fired; op != OpCreateServiceAccountKey {
+		t.Fatalf("OnFire got %q", op)
 	}
 	if got := s.AccountKeyIDs(ProjectActive, bare.ID); len(got) != 2 {
 		t.Fatalf("keys %q, want 2 (the 500 creates none)", got)
