@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -33,6 +34,13 @@ import (
 
 //go:embed openapi/openai-admin.yaml
 var specYAML []byte
+
+// handwrittenYAML holds operations the extract cannot carry (see its
+// comments); mergeHandwritten adds them, and the SDK-only key update, to
+// the loaded extract.
+//
+//go:embed openapi/handwritten.yaml
+var handwrittenYAML []byte
 
 // errorStatuses are the error statuses a fake answer may carry. OpenAI's
 // "Error codes" guide documents 401, 403, 429, 500 and 503; 400 (bad
@@ -56,6 +64,9 @@ var loadContract = sync.OnceValues(func() (*contract, error) {
 	}
 	if err := doc.Validate(loader.Context); err != nil {
 		return nil, fmt.Errorf("the embedded spec is not a valid OpenAPI document: %w", err)
+	}
+	if err := mergeHandwritten(doc); err != nil {
+		return nil, err
 	}
 	router, err := gorillamux.NewRouter(doc)
 	if err != nil {
@@ -182,6 +193,33 @@ func (c *contract) checkRequestExtras(route *routers.Route, op string, x exchang
 		if m["create_service_account_only"] == true && m["expires_in_seconds"] != nil {
 			errs = append(errs, fmt.Errorf("%s: expires_in_seconds together with create_service_account_only:true (the SDK says the API refuses it)", op))
 		}
+	}
+	if m, ok := v.(map[string]any); ok && (op == "CreateanAPIkeyforaserviceaccount" || op == updateKeyOpID) {
+		errs = append(errs, malformedScopes(op, m["scopes"])...)
+	}
+	return errs
+}
+
+// malformedScopes reports scopes no correct client sends: empty, with
+// whitespace or control characters, or repeated. (A well-formed scope the
+// project rejects is not a client bug: OpenAI publishes no list.)
+func malformedScopes(op string, v any) (errs []error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil // absent, or not an array: the schema check reports it
+	}
+	seen := map[string]bool{}
+	for _, x := range list {
+		sc, ok := x.(string)
+		if !ok {
+			continue
+		}
+		if sc == "" || strings.IndexFunc(sc, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+			errs = append(errs, fmt.Errorf("%s: malformed scope %q in scopes", op, sc))
+		} else if seen[sc] {
+			errs = append(errs, fmt.Errorf("%s: scope %q repeated in scopes", op, sc))
+		}
+		seen[sc] = true
 	}
 	return errs
 }

@@ -2,6 +2,7 @@ package fakeopenai
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
 )
 
 // The contract itself lives in contract.go: the fake checks every exchange
@@ -165,6 +167,110 @@ func TestContract(t *testing.T) {
 		wantStatus(t, err, 401)
 	})
 
+	t.Run("service-account keys", func(t *testing.T) {
+		sa, keys := org.Projects.ServiceAccounts, org.Projects.APIKeys
+		bare, err := sa.New(ctx, ProjectActive, openai.AdminOrganizationProjectServiceAccountNewParams{Name: "bare-keys", CreateServiceAccountOnly: openai.Bool(true)})
+		if err != nil || bare.Role != "none" || bare.JSON.APIKey.Raw() != "null" {
+			t.Fatalf("bare New = %s, %v", scrub(bare.RawJSON()), err)
+		}
+		k, err := sa.APIKeys.New(ctx, ProjectActive, bare.ID, openai.AdminOrganizationProjectServiceAccountAPIKeyNewParams{
+			Name: openai.String("scoped"), Scopes: []string{scopeModelRead}, ExpiresInSeconds: openai.Int(600),
+		})
+		if err != nil || !strings.HasPrefix(k.Value, "sk-svcacct-") || k.Name != "scoped" || k.ExpiresAt != k.CreatedAt+600 || !k.JSON.ExpiresAt.Valid() {
+			t.Fatalf("APIKeys.New = %s, %v", scrub(k.RawJSON()), err)
+		}
+		_, err = sa.APIKeys.New(ctx, ProjectActive, "svc_acct_missing", openai.AdminOrganizationProjectServiceAccountAPIKeyNewParams{})
+		wantStatus(t, err, 404)
+		_, err = sa.APIKeys.New(ctx, ProjectActive, bare.ID, openai.AdminOrganizationProjectServiceAccountAPIKeyNewParams{Scopes: []string{"api.model.read", "api.model.read"}})
+		wantStatus(t, err, 400)
+		if v := e.fake.TakeViolations(); len(v) != 1 || !strings.Contains(v[0], "repeated") {
+			t.Fatalf("violations after a repeated scope = %q", v)
+		}
+
+		got, err := keys.Get(ctx, ProjectActive, k.ID)
+		if err != nil || got.ID != k.ID || got.Owner.Type != "service_account" || got.Owner.ServiceAccount.ID != bare.ID ||
+			got.ExpiresAt != k.ExpiresAt || got.RedactedValue != redact(k.Value) || got.JSON.LastUsedAt.Raw() != "null" {
+			t.Fatalf("APIKeys.Get = %s, %v", scrub(got.RawJSON()), err)
+		}
+		_, err = keys.Get(ctx, ProjectActive, "key_missing")
+		wantStatus(t, err, 404)
+		page, err := keys.List(ctx, ProjectActive, openai.AdminOrganizationProjectAPIKeyListParams{Limit: openai.Int(100)})
+		if err != nil || len(page.Data) == 0 || page.Data[len(page.Data)-1].ID != k.ID {
+			t.Fatalf("APIKeys.List = %s, %v", scrub(page), err)
+		}
+		_, err = keys.List(ctx, ProjectActive, openai.AdminOrganizationProjectAPIKeyListParams{After: openai.String("key_missing")})
+		wantStatus(t, err, 400)
+
+		upd, err := keys.Update(ctx, ProjectActive, k.ID, openai.AdminOrganizationProjectAPIKeyUpdateParams{ExpiresInSeconds: 1200, Scopes: []string{}})
+		if err != nil || upd.ID != k.ID || upd.ExpiresAt < k.CreatedAt+1200 || upd.JSON.ExtraFields["value"].Valid() {
+			t.Fatalf("APIKeys.Update = %s, %v", scrub(upd.RawJSON()), err)
+		}
+		if info, _ := e.fake.Key(k.ID); len(info.Scopes) != 0 || info.ExpiresAt != upd.ExpiresAt {
+			t.Fatalf("after Update, Key = %+v", info)
+		}
+		_, err = keys.Update(ctx, ProjectActive, k.ID, openai.AdminOrganizationProjectAPIKeyUpdateParams{})
+		wantStatus(t, err, 400)
+		if v := e.fake.TakeViolations(); len(v) != 1 {
+			t.Fatalf("violations after an empty update = %q", v)
+		}
+		_, err = keys.Update(ctx, ProjectActive, "key_missing", openai.AdminOrganizationProjectAPIKeyUpdateParams{ExpiresInSeconds: 60})
+		wantStatus(t, err, 404)
+
+		del, err := keys.Delete(ctx, ProjectActive, k.ID)
+		if err != nil || !del.Deleted || del.ID != k.ID || del.Object != "organization.project.api_key.deleted" {
+			t.Fatalf("APIKeys.Delete = %s, %v", scrub(del), err)
+		}
+		if ids := e.fake.AccountKeyIDs(ProjectActive, bare.ID); ids == nil || len(ids) != 0 {
+			t.Fatalf("after the key's Delete the account has keys %q (nil: the account went too)", ids)
+		}
+		_, err = keys.Delete(ctx, ProjectActive, k.ID)
+		wantStatus(t, err, 404)
+	})
+
+	t.Run("inference with issued keys", func(t *testing.T) {
+		sa := org.Projects.ServiceAccounts
+		full, err := sa.New(ctx, ProjectActive, newSA("unscoped"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bare, err := sa.New(ctx, ProjectActive, openai.AdminOrganizationProjectServiceAccountNewParams{Name: "scoped", CreateServiceAccountOnly: openai.Bool(true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		readOnly, err := sa.APIKeys.New(ctx, ProjectActive, bare.ID, openai.AdminOrganizationProjectServiceAccountAPIKeyNewParams{Scopes: []string{scopeModelRead}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		user := func(key string) *openai.Client {
+			c := openai.NewClient(option.WithBaseURL(e.srv.URL+"/v1"), option.WithAPIKey(key), option.WithMaxRetries(0))
+			return &c
+		}
+		respParams := responses.ResponseNewParams{Model: "gpt-4o-mini", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}}
+		for _, key := range []string{full.APIKey.Value, readOnly.Value} {
+			models, err := user(key).Models.List(ctx)
+			if err != nil || len(models.Data) == 0 || models.Data[0].Object != "model" {
+				t.Fatalf("Models.List = %s, %v", scrub(models), err)
+			}
+		}
+		r, err := user(full.APIKey.Value).Responses.New(ctx, respParams)
+		if err != nil || r.Status != "completed" || r.OutputText() == "" || r.Model != "gpt-4o-mini" {
+			t.Fatalf("Responses.New = %s, %v", scrub(r), err)
+		}
+		_, err = user(readOnly.Value).Responses.New(ctx, respParams)
+		wantStatus(t, err, 401)
+		if apiErr := (*openai.Error)(nil); !errors.As(err, &apiErr) || !strings.Contains(apiErr.Message, "Missing scopes: "+scopeResponsesWrite) {
+			t.Fatalf("scope refusal = %v", err)
+		}
+		_, err = user(e.fake.AdminKey()).Models.List(ctx)
+		wantStatus(t, err, 401)
+		_, err = user(full.APIKey.Value).Responses.New(ctx, responses.ResponseNewParams{Model: "", Input: respParams.Input})
+		wantStatus(t, err, 400)
+		// The SDK omits the empty model: a request no correct client sends.
+		if v := e.fake.TakeViolations(); len(v) != 1 || !strings.Contains(v[0], "model") {
+			t.Fatalf("violations after an empty model = %q", v)
+		}
+	})
+
 	t.Run("injected faults keep the envelope", func(t *testing.T) {
 		e.fake.SetFaults(Faults{Rules: []FaultRule{
 			{Ops: []Op{OpCreateServiceAccount}, Kind: Fault429, Count: 1, RetryAfter: 2},
@@ -186,7 +292,8 @@ func TestContract(t *testing.T) {
 			{"GET", "/v1/organization/nowhere", 404}, {"PUT", "/v1/organization/admin_api_keys", 405}, {"GET", "/v1/", 404},
 			// OpenAI operations the engine does not call are not served.
 			{"GET", "/v1/organization/projects", 404},
-			{"GET", "/v1/organization/projects/" + ProjectActive + "/api_keys", 404},
+			{"GET", "/v1/models/gpt-4o-mini", 404},
+			{"PUT", "/v1/organization/projects/" + ProjectActive + "/api_keys/key_x", 405},
 			{"GET", "/v1/organization/projects/" + ProjectActive + "/service_accounts/svc_acct_x", 405},
 		} {
 			req, _ := http.NewRequest(rq.method, e.srv.URL+rq.path, nil)
@@ -215,6 +322,11 @@ func TestContract(t *testing.T) {
 		"delete-project-service-account 200", "delete-project-service-account 404",
 		"admin-api-keys-create 200", "admin-api-keys-create 400", "admin-api-keys-get 200", "admin-api-keys-get 404",
 		"admin-api-keys-list 200", "admin-api-keys-list 401", "admin-api-keys-delete 200", "admin-api-keys-delete 404",
+		"CreateanAPIkeyforaserviceaccount 200", "CreateanAPIkeyforaserviceaccount 400", "CreateanAPIkeyforaserviceaccount 404",
+		"retrieve-project-api-key 200", "retrieve-project-api-key 404", "list-project-api-keys 200", "list-project-api-keys 400",
+		updateKeyOpID + " 200", updateKeyOpID + " 400", updateKeyOpID + " 404",
+		"delete-project-api-key 200", "delete-project-api-key 404",
+		"listModels 200", "listModels 401", "createResponse 200", "createResponse 400", "createResponse 401",
 		" 404", " 405",
 	}
 	var missing []string

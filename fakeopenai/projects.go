@@ -27,6 +27,17 @@ type project struct {
 	// seqOf remembers every id ever created here, so a cursor naming an
 	// account deleted in the meantime still pages correctly.
 	seqOf map[string]uint64
+
+	// Service-account keys (api_keys.go): live ones by id and by value,
+	// all in creation order with tombstones (as order above), and the
+	// creation seq of every key id ever made here, for list cursors.
+	keys       map[string]*saKey
+	keyByValue map[string]*saKey
+	keyOrder   []*saKey
+	deadKeys   int
+	keySeq     map[string]uint64
+	// rejectedScopes are scopes this project refuses (SetRejectedScopes).
+	rejectedScopes map[string]bool
 }
 
 // AddProject adds a project or updates the name and status of an existing one.
@@ -38,7 +49,8 @@ func (s *Server) AddProject(id, name, status string) {
 	p, ok := s.projects[id]
 	if !ok {
 		s.seq++
-		p = &project{id: id, createdAt: now, seq: s.seq, accounts: map[string]*account{}, seqOf: map[string]uint64{}}
+		p = &project{id: id, createdAt: now, seq: s.seq, accounts: map[string]*account{}, seqOf: map[string]uint64{},
+			keys: map[string]*saKey{}, keyByValue: map[string]*saKey{}, keySeq: map[string]uint64{}}
 		s.projects[id] = p
 		s.projOrder = append(s.projOrder, p)
 	}

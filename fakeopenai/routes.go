@@ -1,5 +1,6 @@
-// The operations the fake serves, exactly the ones the engine calls
-// (backend/client.go), and the dispatch from a path to its handler.
+// The operations the fake serves: the engine's calls (backend/client.go),
+// the project key operations around them, and the two inference calls a
+// test makes with an issued key; and the dispatch from a path to its handler.
 
 package fakeopenai
 
@@ -11,8 +12,9 @@ import (
 // Op names an Admin API operation, for call counting and fault targeting.
 type Op string
 
-// Operations served by the fake: the engine's calls and no others, so a
-// call the engine starts making fails its tests until the fake learns it.
+// Operations served by the fake: the engine's calls and the few a test of
+// issued keys needs, so a call the engine starts making fails its tests
+// until the fake learns it.
 const (
 	OpGetProject           Op = "get_project"
 	OpCreateServiceAccount Op = "create_service_account"
@@ -22,6 +24,16 @@ const (
 	OpCreateAdminKey       Op = "create_admin_key"
 	OpGetAdminKey          Op = "get_admin_key"
 	OpDeleteAdminKey       Op = "delete_admin_key"
+	// Keys on service accounts, and the project's keys.
+	OpCreateServiceAccountKey Op = "create_service_account_api_key"
+	OpListProjectKeys         Op = "list_project_api_keys"
+	OpGetProjectKey           Op = "get_project_api_key"
+	OpUpdateProjectKey        Op = "update_project_api_key"
+	OpDeleteProjectKey        Op = "delete_project_api_key"
+	// Inference, authenticated by an issued service-account key, never an
+	// admin key (inference.go).
+	OpListModels     Op = "list_models"
+	OpCreateResponse Op = "create_response"
 )
 
 // routes maps path shapes ("*" is one path segment) to the operation per method.
@@ -32,6 +44,11 @@ var routes = []struct {
 	{[]string{"organization", "projects", "*"}, map[string]Op{"GET": OpGetProject}},
 	{[]string{"organization", "projects", "*", "service_accounts"}, map[string]Op{"GET": OpListServiceAccounts, "POST": OpCreateServiceAccount}},
 	{[]string{"organization", "projects", "*", "service_accounts", "*"}, map[string]Op{"DELETE": OpDeleteServiceAccount}},
+	{[]string{"organization", "projects", "*", "service_accounts", "*", "api_keys"}, map[string]Op{"POST": OpCreateServiceAccountKey}},
+	{[]string{"organization", "projects", "*", "api_keys"}, map[string]Op{"GET": OpListProjectKeys}},
+	{[]string{"organization", "projects", "*", "api_keys", "*"}, map[string]Op{"GET": OpGetProjectKey, "POST": OpUpdateProjectKey, "DELETE": OpDeleteProjectKey}},
+	{[]string{"models"}, map[string]Op{"GET": OpListModels}},
+	{[]string{"responses"}, map[string]Op{"POST": OpCreateResponse}},
 	{[]string{"organization", "admin_api_keys"}, map[string]Op{"GET": OpListAdminKeys, "POST": OpCreateAdminKey}},
 	{[]string{"organization", "admin_api_keys", "*"}, map[string]Op{"GET": OpGetAdminKey, "DELETE": OpDeleteAdminKey}},
 }
@@ -74,6 +91,10 @@ func resolve(method, path string) (op Op, args []string, status int) {
 func (s *Server) handle(w http.ResponseWriter, r *http.Request, op Op, args []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if op == OpListModels || op == OpCreateResponse {
+		s.handleInferenceLocked(w, r, op)
+		return
+	}
 	if !s.authLocked(w, r) {
 		return
 	}
@@ -96,6 +117,35 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, op Op, args []st
 				p.deleteLocked(a.id)
 				writeJSON(w, deletedJSON{Object: "organization.project.service_account.deleted", ID: a.id, Deleted: true})
 			}
+		}
+	case OpCreateServiceAccountKey:
+		if p := s.projectLocked(w, args[0], true); p != nil {
+			if a := accountOr404(w, p, args[1]); a != nil {
+				s.createServiceAccountKey(w, r, p, a)
+			}
+		}
+	case OpListProjectKeys:
+		if p := s.projectLocked(w, args[0], true); p != nil {
+			s.listProjectKeys(w, r, p)
+		}
+	case OpGetProjectKey, OpUpdateProjectKey, OpDeleteProjectKey:
+		p := s.projectLocked(w, args[0], true)
+		if p == nil {
+			return
+		}
+		k := keyOr404(w, p, args[1])
+		switch {
+		case k == nil:
+		case op == OpGetProjectKey:
+			writeJSON(w, k.projectJSON())
+		case op == OpUpdateProjectKey:
+			s.updateProjectKey(w, r, p, k)
+		default:
+			// openai-go v3.96.0 (newer than the spec copy, which says this
+			// errors for a service account's key): the key goes, its
+			// account and other keys stay.
+			p.deleteKeyLocked(k)
+			writeJSON(w, deletedJSON{Object: "organization.project.api_key.deleted", ID: k.id, Deleted: true})
 		}
 	case OpListAdminKeys:
 		s.listAdminKeys(w, r)

@@ -13,29 +13,30 @@ import (
 
 // Account is a live service account, as seen by an operator.
 type Account struct {
-	ProjectID    string `json:"project_id"`
-	ID           string `json:"id"`
-	Name         string `json:"name"`
-	CreatedAt    int64  `json:"created_at"`
-	KeyExpiresAt int64  `json:"key_expires_at"` // 0: the key never expires
-	KeyID        string `json:"key_id"`
+	ProjectID string `json:"project_id"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	CreatedAt int64  `json:"created_at"`
+	// KeyID and KeyExpiresAt describe the account's oldest live key ("" and
+	// 0 for an account without keys, as one created bare); KeyExpiresAt 0
+	// also means that key never expires. KeyIDs lists every live key, oldest
+	// first (see KeyInfo for one key's scopes and expiry).
+	KeyExpiresAt int64    `json:"key_expires_at"`
+	KeyID        string   `json:"key_id"`
+	KeyIDs       []string `json:"key_ids"`
 }
 
 type account struct {
-	projectID    string
-	id, name     string
-	role         string
-	createdAt    int64
-	seq          uint64
-	deleted      bool
-	key          *saKey // nil: created with create_service_account_only
-	keyExpiresAt int64
-}
-
-type saKey struct {
-	id, name, value string
-	createdAt       int64
-	expiresAt       int64
+	projectID string
+	id, name  string
+	role      string
+	createdAt int64
+	seq       uint64
+	deleted   bool
+	// keys are the account's keys, oldest first; deleted ones are removed.
+	// Empty for an account created with create_service_account_only until
+	// a key is added to it (api_keys.go).
+	keys []*saKey
 }
 
 // LiveAccounts returns every live service account in every project, sorted
@@ -77,9 +78,12 @@ func (b bySeq) Swap(i, j int) {
 }
 
 func (a *account) export() Account {
-	out := Account{ProjectID: a.projectID, ID: a.id, Name: a.name, CreatedAt: a.createdAt, KeyExpiresAt: a.keyExpiresAt}
-	if a.key != nil {
-		out.KeyID = a.key.id
+	out := Account{ProjectID: a.projectID, ID: a.id, Name: a.name, CreatedAt: a.createdAt, KeyIDs: []string{}}
+	for _, k := range a.keys {
+		out.KeyIDs = append(out.KeyIDs, k.id)
+	}
+	if len(a.keys) > 0 {
+		out.KeyID, out.KeyExpiresAt = a.keys[0].id, a.keys[0].expiresAt
 	}
 	return out
 }
@@ -103,6 +107,11 @@ func (p *project) deleteLocked(id string) bool {
 	}
 	delete(p.accounts, id)
 	a.deleted = true
+	// Deleting the account deletes its keys (ADMIN-API.md).
+	for _, k := range a.keys {
+		p.dropKeyLocked(k)
+	}
+	a.keys = nil
 	p.dead++
 	if p.dead > 64 && p.dead > len(p.accounts) {
 		live := make([]*account, 0, len(p.accounts))
@@ -173,8 +182,10 @@ func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request, p 
 			return
 		}
 	}
-	// openai-go v3.96.0: "A non-null value cannot be used when
-	// create_service_account_only is true." (the exact error text is unconfirmed)
+	// openai-go v3.96.0 on expires_in_seconds: "A non-null value cannot be
+	// used when create_service_account_only is true." (the exact error text
+	// is unconfirmed). A bare account has no key to expire; its keys get
+	// their expiry from the api_keys create (api_keys.go).
 	if accountOnly && expiresIn > 0 {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", ptr("expires_in_seconds"), nil,
 			"'expires_in_seconds' cannot be used when 'create_service_account_only' is true.")
@@ -184,23 +195,19 @@ func (s *Server) createServiceAccount(w http.ResponseWriter, r *http.Request, p 
 	s.seq++
 	a := &account{projectID: p.id, id: "svc_acct_" + randHex(12), name: name, role: "member", createdAt: now, seq: s.seq}
 	if accountOnly {
+		// ADMIN-API.md and openai-go v3.96.0: no default role and no key
+		// (role "none", api_key null).
 		a.role = "none"
-	} else {
-		a.key = &saKey{id: "key_" + randHex(12), name: "Secret Key", value: "sk-svcacct-" + randHex(32), createdAt: now}
-		if expiresIn > 0 {
-			a.key.expiresAt = now + expiresIn
-			a.keyExpiresAt = a.key.expiresAt
-		}
 	}
 	p.accounts[a.id] = a
 	p.order = append(p.order, a)
 	p.seqOf[a.id] = a.seq
 	resp := serviceAccountCreateJSON{serviceAccountJSON: a.json()}
-	if a.key != nil {
-		resp.APIKey = &serviceAccountKeyJSON{
-			Object: "organization.project.service_account.api_key", Value: a.key.value, Name: a.key.name,
-			CreatedAt: a.key.createdAt, ID: a.key.id, ExpiresAt: optTime(a.key.expiresAt),
-		}
+	if !accountOnly {
+		// The default key has no scope restrictions: all of the account's
+		// permissions.
+		k := s.addKeyLocked(p, a, defaultKeyName, nil, expiresIn)
+		resp.APIKey = ptrTo(k.createdJSON())
 	}
 	writeJSON(w, resp)
 }
