@@ -58,7 +58,7 @@ func (b *backend) createScopedAccount(ctx, cleanupCtx context.Context, client ad
 	if err != nil {
 		return nil, err
 	}
-	crashpoint(between)
+	crashpoint(b.Logger(), between)
 	if acct.UnexpectedKeyID != "" {
 		// A key we did not ask for, without scopes or expiry: never hand
 		// out this account.
