@@ -182,8 +182,8 @@ func effectiveMaxTTL(mountMax, roleMax time.Duration) time.Duration {
 	return maxTTL
 }
 
-// createServiceAccount makes the one upstream call of an issue, guarded by a
-// WAL entry written first: if the process dies, or the response is lost after
+// createServiceAccount makes the upstream calls of an issue (one, or two
+// with scopes: scoped_create.go), guarded by a WAL entry written first: if the process dies, or the response is lost after
 // OpenAI created the account, rollback finds the account by the unique token
 // in its name and deletes it. base is the template's part of the name.
 func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, client adminClient, projectID, roleName, base string, lifetime time.Duration, spec keySpec, res *liveKeyReservation) (*serviceAccountKey, error) {
