@@ -20,8 +20,9 @@ import (
 	"strings"
 )
 
-// paths are the paths the fake implements: the Admin API ones and the two
-// inference calls a test makes with an issued key.
+// paths are the paths the fake implements: the Admin API ones, the two
+// inference calls a test makes with an issued key, and the usage and cost
+// reports.
 var paths = []string{
 	"/organization/admin_api_keys",
 	"/organization/admin_api_keys/{key_id}",
@@ -32,6 +33,8 @@ var paths = []string{
 	"/organization/projects/{project_id}/api_keys",
 	"/organization/projects/{project_id}/api_keys/{api_key_id}",
 	"/models",
+	"/organization/usage/completions",
+	"/organization/costs",
 }
 
 // alwaysComponents are kept whether referenced or not: the error envelope is
