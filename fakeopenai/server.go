@@ -47,6 +47,11 @@ type Options struct {
 	// OnViolation, if set, is called with each contract violation (key
 	// values masked), besides the record Violations returns.
 	OnViolation func(string)
+	// ReportingLag keeps usage out of GET /organization/usage/completions
+	// and GET /organization/costs until it is that old, as OpenAI's reports
+	// trail the calls (by how much is undocumented). 0: at once. See
+	// SetReportingLag.
+	ReportingLag time.Duration
 }
 
 // OrganizationID is the fake's organization unless Options say otherwise.
@@ -67,6 +72,12 @@ type Server struct {
 	adminOrder  []*adminKey          // creation order, deleted ones removed
 	seededAdmin *adminKey
 	calls       map[Op]int
+
+	// Usage (usage.go).
+	usage         []Usage
+	lag           time.Duration
+	cachedPercent int
+	prices        map[string]Price
 
 	org         string
 	contract    *contract // nil: SkipContract
@@ -95,6 +106,8 @@ func New(opts Options) *Server {
 		org:         opts.OrganizationID,
 		onViolation: opts.OnViolation,
 		seen:        map[string]bool{},
+		lag:         max(opts.ReportingLag, 0),
+		prices:      maps.Clone(DefaultPrices),
 	}
 	if s.now == nil {
 		s.now = time.Now
