@@ -5,7 +5,11 @@
 // deterministically. It also serves GET /v1/models and POST /v1/responses,
 // minimally, to the service-account keys it issued, enforcing what OpenAI
 // enforces: a live key (not expired, deleted or revoked; never an admin key)
-// whose scopes allow the call (inference.go).
+// whose scopes allow the call (inference.go). Each served response is
+// recorded per key (tokens counted deterministically, usage.go), and the
+// usage and cost reports OpenAI answers about it are served to the admin key
+// (GET /organization/usage/completions and GET /organization/costs,
+// usage_report.go), with an optional reporting lag.
 //
 // The wire shapes follow OpenAI's published OpenAPI description (the relevant
 // part is embedded from openapi/); where that description and the official Go

@@ -106,7 +106,9 @@ func (s *Server) parseReport(w http.ResponseWriter, r *http.Request, op Op) (*re
 		return nil, false
 	}
 	if !has {
-		end = s.now().Unix()
+		// Until now; a start in the future (a skewed clock) gets one
+		// empty bucket rather than an error about a parameter never sent.
+		end = max(s.now().Unix(), start+1)
 	}
 	if end <= start {
 		badParam(w, "end_time", "'end_time' must be after 'start_time'.")

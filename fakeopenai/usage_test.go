@@ -356,6 +356,11 @@ func TestUsageBucketsAndPaging(t *testing.T) {
 	if len(page.Data) != 3 || page.HasMore || len(res) != 1 || res[0].InputTokens != 15 || page.Data[2].StartTime != e.day0 {
 		t.Fatalf("1d second page: %s", page.RawJSON())
 	}
+	// A start in the future without end_time: one empty bucket.
+	page, res = e.completions(t, openai.AdminOrganizationUsageCompletionsParams{StartTime: now + 3600, BucketWidth: "1h"})
+	if len(page.Data) != 1 || page.HasMore || len(res) != 0 || page.Data[0].StartTime != now+3600 {
+		t.Fatalf("future start: %s", page.RawJSON())
+	}
 	// Max limits are accepted.
 	for _, c := range []struct {
 		w     openai.AdminOrganizationUsageCompletionsParamsBucketWidth
