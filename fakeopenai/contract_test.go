@@ -327,6 +327,13 @@ func TestContract(t *testing.T) {
 		wantStatus(t, err, 401)
 		_, err = wrong.Admin.Organization.Usage.Costs(ctx, openai.AdminOrganizationUsageCostsParams{StartTime: start})
 		wantStatus(t, err, 401)
+		// Both reports can be throttled (the spec declares their 429).
+		e.fake.SetFaults(Faults{Rules: []FaultRule{{Ops: []Op{OpUsageCompletions, OpCosts}, Kind: Fault429, Count: 2, RetryAfter: 3}}})
+		defer e.fake.SetFaults(Faults{})
+		_, err = org.Usage.Completions(ctx, openai.AdminOrganizationUsageCompletionsParams{StartTime: start})
+		wantStatus(t, err, 429)
+		_, err = org.Usage.Costs(ctx, openai.AdminOrganizationUsageCostsParams{StartTime: start})
+		wantStatus(t, err, 429)
 	})
 
 	t.Run("injected faults keep the envelope", func(t *testing.T) {
@@ -386,7 +393,7 @@ func TestContract(t *testing.T) {
 		"delete-project-api-key 200", "delete-project-api-key 404",
 		"listModels 200", "listModels 401", "createResponse 200", "createResponse 400", "createResponse 401",
 		"usage-completions 200", "usage-completions 400", "usage-completions 401",
-		"usage-costs 200", "usage-costs 400", "usage-costs 401",
+		"usage-costs 200", "usage-costs 400", "usage-costs 401", "usage-completions 429", "usage-costs 429",
 		" 404", " 405",
 	}
 	var missing []string
