@@ -76,7 +76,9 @@ func TestServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr bytes.Buffer
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, []string{"-addr-file", addrFile, "-latency", "1ms", "-reporting-lag", "1h", "-v"}, &stderr) }()
+	go func() {
+		done <- serve(ctx, []string{"-addr-file", addrFile, "-latency", "1ms", "-reporting-lag", "1h", "-v"}, &stderr)
+	}()
 
 	var base string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
