@@ -243,16 +243,20 @@ func (s *Server) serveReportLocked(w http.ResponseWriter, r *http.Request, op Op
 	}
 	visibleBefore := s.now().Add(-s.lag)
 	page := usagePageJSON{Object: "page", Data: []usageBucketJSON{}}
-	from := rq.from
-	for n := 0; n < rq.limit && from < rq.end; n++ {
-		to := from + rq.width
-		var recs []Usage
-		for _, u := range s.usage {
-			at := u.At.Unix()
-			if at >= from && at < to && !u.At.After(visibleBefore) && rq.matches(u) {
-				recs = append(recs, u)
-			}
+	// The page's buckets, then the visible, matching records in each.
+	n := min(int64(rq.limit), (rq.end-rq.from+rq.width-1)/rq.width)
+	pageEnd := rq.from + n*rq.width
+	byBucket := make([][]Usage, n)
+	for _, u := range s.usage {
+		at := u.At.Unix()
+		if at >= rq.from && at < pageEnd && !u.At.After(visibleBefore) && rq.matches(u) {
+			i := (at - rq.from) / rq.width
+			byBucket[i] = append(byBucket[i], u)
 		}
+	}
+	from := rq.from
+	for _, recs := range byBucket {
+		to := from + rq.width
 		b := usageBucketJSON{Object: "bucket", StartTime: from, EndTime: to}
 		if op == OpCosts {
 			b.Results = s.costResultsLocked(rq, recs)
