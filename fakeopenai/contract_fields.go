@@ -60,6 +60,25 @@ var sdkOnlyFields = map[string]sdkField{
 	},
 }
 
+func init() {
+	// The reports' SDK-only result fields (usage_report.go).
+	for _, f := range []struct{ key, doc string }{
+		{usageCompletionsOpID + " 200 $.data[].results[].api_source", "openai-go v3.96.0 AdminOrganizationUsageCompletionsResponseDataResultOrganizationUsageCompletionsResult.APISource (nullable string)"},
+		{usageCostsOpID + " 200 $.data[].results[].api_source", "openai-go v3.96.0 AdminOrganizationUsageCostsResponseDataResultOrganizationCostsResult.APISource (nullable string)"},
+		{usageCostsOpID + " 200 $.data[].results[].user_id", "openai-go v3.96.0 AdminOrganizationUsageCostsResponseDataResultOrganizationCostsResult.UserID (nullable string)"},
+	} {
+		sdkOnlyFields[f.key] = sdkField{doc: f.doc, check: nullableString}
+	}
+}
+
+// nullableString accepts a JSON string or null.
+func nullableString(v any) error {
+	if _, ok := v.(string); v != nil && !ok {
+		return fmt.Errorf("is %T, want a string or null", v)
+	}
+	return nil
+}
+
 // intField accepts a JSON integer in [lo, hi], or null when nullable.
 func intField(lo, hi int64, nullable bool) func(v any) error {
 	return func(v any) error {

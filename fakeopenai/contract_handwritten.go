@@ -62,5 +62,60 @@ func mergeHandwritten(doc *openapi3.T) error {
 		RequestBody: &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(true).WithJSONSchema(body)},
 		Responses:   item.Get.Responses,
 	}
+	return sdkUsageParams(doc)
+}
+
+// Operation ids of the usage and cost reports (usage.go).
+const (
+	usageCompletionsOpID = "usage-completions"
+	usageCostsOpID       = "usage-costs"
+)
+
+// sdkUsageParams rewrites the query parameters of the two reports to what
+// openai-go v3.96.0 sends, which wins over the spec copy:
+//   - arrays go as "name[]=a&name[]=b": the params' URLQuery use
+//     apiquery.ArrayQueryFormatBrackets (AdminOrganizationUsageCompletionsParams,
+//     AdminOrganizationUsageCostsParams), where the spec's form style would
+//     be "name=a&name=b". So the array parameters are renamed "name[]", and
+//     a bare "api_key_ids=" is a parameter the contract does not declare.
+//   - group_by also takes "api_source" (both) and "user_id" (costs), and
+//     costs take a "line_items" filter; the spec copy lacks them.
+func sdkUsageParams(doc *openapi3.T) error {
+	extraGroupBy := map[string][]any{
+		usageCompletionsOpID: {"api_source"},
+		usageCostsOpID:       {"user_id", "api_source"},
+	}
+	for _, path := range []string{"/organization/usage/completions", "/organization/costs"} {
+		item := doc.Paths.Value(path)
+		if item == nil || item.Get == nil {
+			return fmt.Errorf("the extract lacks GET %s", path)
+		}
+		op := item.Get
+		var out openapi3.Parameters
+		for _, pr := range op.Parameters {
+			p := pr.Value
+			if p == nil || p.In != openapi3.ParameterInQuery || p.Schema == nil || p.Schema.Value == nil || !p.Schema.Value.Type.Is(openapi3.TypeArray) {
+				out = append(out, pr)
+				continue
+			}
+			c := *p
+			c.Name = p.Name + "[]"
+			if p.Name == "group_by" {
+				items := *p.Schema.Value.Items.Value
+				items.Enum = append(append([]any(nil), items.Enum...), extraGroupBy[op.OperationID]...)
+				sch := *p.Schema.Value
+				sch.Items = &openapi3.SchemaRef{Value: &items}
+				c.Schema = &openapi3.SchemaRef{Value: &sch}
+			}
+			out = append(out, &openapi3.ParameterRef{Value: &c})
+		}
+		if op.OperationID == usageCostsOpID {
+			// openai-go v3.96.0 AdminOrganizationUsageCostsParams.LineItems
+			// ("Return only costs for these exact line item names").
+			out = append(out, &openapi3.ParameterRef{Value: openapi3.NewQueryParameter("line_items[]").
+				WithSchema(openapi3.NewArraySchema().WithItems(openapi3.NewStringSchema()))})
+		}
+		op.Parameters = out
+	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -271,6 +272,70 @@ func TestContract(t *testing.T) {
 		}
 	})
 
+	t.Run("usage and costs", func(t *testing.T) {
+		sa, err := org.Projects.ServiceAccounts.New(ctx, ProjectActive, newSA("spender"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		user := openai.NewClient(option.WithBaseURL(e.srv.URL+"/v1"), option.WithAPIKey(sa.APIKey.Value), option.WithMaxRetries(0))
+		r, err := user.Responses.New(ctx, responses.ResponseNewParams{Model: "gpt-4.1", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("12345678")}})
+		if err != nil || r.Usage.InputTokens != 2 || r.Usage.OutputTokens != ResponseOutputTokens || r.Usage.TotalTokens != 2+ResponseOutputTokens {
+			t.Fatalf("Responses.New usage = %s, %v", scrub(r.Usage.RawJSON()), err)
+		}
+		start := time.Now().Add(-time.Hour).Unix()
+		u, err := org.Usage.Completions(ctx, openai.AdminOrganizationUsageCompletionsParams{
+			StartTime: start, APIKeyIDs: []string{sa.APIKey.ID}, GroupBy: []string{"api_key_id", "model"},
+		})
+		if err != nil || len(u.Data) == 0 || u.HasMore {
+			t.Fatalf("Usage.Completions = %s, %v", scrub(u), err)
+		}
+		var res []openai.AdminOrganizationUsageCompletionsResponseDataResultUnion
+		for _, b := range u.Data {
+			res = append(res, b.Results...)
+		}
+		if len(res) != 1 {
+			t.Fatalf("results = %s", scrub(u.RawJSON()))
+		}
+		cr := res[0].AsOrganizationUsageCompletionsResult()
+		if cr.APIKeyID != sa.APIKey.ID || cr.Model != "gpt-4.1" || cr.InputTokens != 2 || cr.OutputTokens != ResponseOutputTokens ||
+			cr.NumModelRequests != 1 || cr.JSON.ProjectID.Raw() != "null" {
+			t.Fatalf("result = %s", scrub(cr.RawJSON()))
+		}
+		c, err := org.Usage.Costs(ctx, openai.AdminOrganizationUsageCostsParams{StartTime: start, APIKeyIDs: []string{sa.APIKey.ID}, GroupBy: []string{"api_key_id", "line_item"}})
+		if err != nil || len(c.Data) == 0 {
+			t.Fatalf("Usage.Costs = %s, %v", scrub(c), err)
+		}
+		var lines int
+		for _, b := range c.Data {
+			for _, x := range b.Results {
+				cost := x.AsOrganizationCostsResult()
+				if cost.APIKeyID != sa.APIKey.ID || cost.Amount.Currency != "usd" || cost.Amount.Value <= 0 || cost.QuantityUnit != "tokens" {
+					t.Fatalf("cost = %s", scrub(cost.RawJSON()))
+				}
+				lines++
+			}
+		}
+		if lines != 2 { // input_tokens, output_tokens
+			t.Fatalf("cost lines = %d in %s", lines, scrub(c.RawJSON()))
+		}
+		_, err = org.Usage.Completions(ctx, openai.AdminOrganizationUsageCompletionsParams{StartTime: start, Limit: openai.Int(32)})
+		wantStatus(t, err, 400)
+		_, err = org.Usage.Costs(ctx, openai.AdminOrganizationUsageCostsParams{StartTime: start, Limit: openai.Int(181)})
+		wantStatus(t, err, 400)
+		wrong := e.client(sa.APIKey.Value)
+		_, err = wrong.Admin.Organization.Usage.Completions(ctx, openai.AdminOrganizationUsageCompletionsParams{StartTime: start})
+		wantStatus(t, err, 401)
+		_, err = wrong.Admin.Organization.Usage.Costs(ctx, openai.AdminOrganizationUsageCostsParams{StartTime: start})
+		wantStatus(t, err, 401)
+		// Both reports can be throttled (the spec declares their 429).
+		e.fake.SetFaults(Faults{Rules: []FaultRule{{Ops: []Op{OpUsageCompletions, OpCosts}, Kind: Fault429, Count: 2, RetryAfter: 3}}})
+		defer e.fake.SetFaults(Faults{})
+		_, err = org.Usage.Completions(ctx, openai.AdminOrganizationUsageCompletionsParams{StartTime: start})
+		wantStatus(t, err, 429)
+		_, err = org.Usage.Costs(ctx, openai.AdminOrganizationUsageCostsParams{StartTime: start})
+		wantStatus(t, err, 429)
+	})
+
 	t.Run("injected faults keep the envelope", func(t *testing.T) {
 		e.fake.SetFaults(Faults{Rules: []FaultRule{
 			{Ops: []Op{OpCreateServiceAccount}, Kind: Fault429, Count: 1, RetryAfter: 2},
@@ -327,6 +392,8 @@ func TestContract(t *testing.T) {
 		updateKeyOpID + " 200", updateKeyOpID + " 400", updateKeyOpID + " 404",
 		"delete-project-api-key 200", "delete-project-api-key 404",
 		"listModels 200", "listModels 401", "createResponse 200", "createResponse 400", "createResponse 401",
+		"usage-completions 200", "usage-completions 400", "usage-completions 401",
+		"usage-costs 200", "usage-costs 400", "usage-costs 401", "usage-completions 429", "usage-costs 429",
 		" 404", " 405",
 	}
 	var missing []string

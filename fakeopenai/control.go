@@ -9,11 +9,13 @@ import (
 // standalone binary (cmd/fake-openai), for scripts and people watching a
 // run. They are never subject to faults. Tests in Go use the Server's
 // methods instead (LiveAccounts, LiveKeys, Key, AccountKeyIDs, DeleteKey,
-// SetRejectedScopes, SetFaults, Calls, ...).
+// SetRejectedScopes, SetFaults, Calls, AddUsage,
+// UsageTotals, SetReportingLag, ...).
 //
 //	GET /_fake/accounts    live accounts (JSON array of Account): `fake-openai accounts`
 //	GET /_fake/keys        live service-account keys, no values (JSON array of KeyInfo): `fake-openai keys`
 //	GET /_fake/violations  contract violations seen (JSON array of strings)
+//	GET /_fake/usage       usage per key as the fake counts it, lag ignored (JSON array of UsageTotal): `fake-openai usage`
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	var v any
 	switch strings.TrimPrefix(r.URL.Path, "/_fake/") {
@@ -21,6 +23,8 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		v = s.LiveAccounts()
 	case "keys":
 		v = s.LiveKeys()
+	case "usage":
+		v = s.UsageTotalsList()
 	case "violations":
 		out := s.Violations()
 		if out == nil {

@@ -6,6 +6,7 @@
 package fakeopenai
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -105,28 +106,31 @@ func (s *Server) handleInferenceLocked(w http.ResponseWriter, r *http.Request, o
 		writeJSON(w, modelListJSON{Object: "list", Data: fakeModels})
 		return
 	}
-	model, ok := s.responseRequest(w, r)
+	model, inputTokens, ok := s.responseRequest(w, r)
 	if !ok {
 		return
 	}
-	now := s.now().Unix()
-	k.lastUsedAt = now
-	writeJSON(w, minimalResponse(model, now))
+	at := s.now()
+	k.lastUsedAt = at.Unix()
+	// GET /v1/models is no model request and records nothing; a served
+	// response records its tokens for the usage and cost reports.
+	u := s.recordResponseLocked(k, model, inputTokens, at)
+	writeJSON(w, minimalResponse(model, at.Unix(), u))
 }
 
 // responseRequest reads the minimal request the fake serves: "model" (a
 // non-empty string) and "input" (a non-empty string or array). OpenAI
 // accepts many more fields; the fake refuses them by name rather than
-// pretend to honour them.
-func (s *Server) responseRequest(w http.ResponseWriter, r *http.Request) (string, bool) {
+// pretend to honour them. It also counts the input's tokens (TextTokens).
+func (s *Server) responseRequest(w http.ResponseWriter, r *http.Request) (string, int64, bool) {
 	body, ok := readBody(w, r, "model", "input")
 	if !ok {
-		return "", false
+		return "", 0, false
 	}
 	var model string
 	if raw, has := body["model"]; !has || json.Unmarshal(raw, &model) != nil || strings.TrimSpace(model) == "" {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", ptr("model"), nil, "'model' is required and must be a non-empty string.")
-		return "", false
+		return "", 0, false
 	}
 	var text string
 	var items []json.RawMessage
@@ -134,11 +138,14 @@ func (s *Server) responseRequest(w http.ResponseWriter, r *http.Request) (string
 	switch {
 	case has && json.Unmarshal(raw, &text) == nil && text != "":
 	case has && json.Unmarshal(raw, &items) == nil && len(items) > 0:
+		var compact bytes.Buffer
+		_ = json.Compact(&compact, raw) // it parsed above
+		text = compact.String()
 	default:
 		writeError(w, http.StatusBadRequest, "invalid_request_error", ptr("input"), nil, "'input' is required and must be a non-empty string or array.")
-		return "", false
+		return "", 0, false
 	}
-	return model, true
+	return model, TextTokens(text), true
 }
 
 type modelJSON struct {
@@ -155,7 +162,8 @@ type modelListJSON struct {
 
 // minimalResponse is a completed Response (spec schema Response: every
 // required field, one assistant message).
-func minimalResponse(model string, now int64) map[string]any {
+// Its usage is the tokens recorded for it.
+func minimalResponse(model string, now int64, u Usage) map[string]any {
 	return map[string]any{
 		"id": "resp_" + randHex(24), "object": "response", "created_at": now, "status": "completed",
 		"completed_at": now, "error": nil, "incomplete_details": nil, "instructions": nil, "model": model,
@@ -167,5 +175,10 @@ func minimalResponse(model string, now int64) map[string]any {
 		}},
 		"parallel_tool_calls": true, "metadata": map[string]any{}, "tool_choice": "auto", "tools": []any{},
 		"temperature": 1.0, "top_p": 1.0,
+		"usage": map[string]any{
+			"input_tokens": u.InputTokens, "input_tokens_details": map[string]any{"cached_tokens": u.CachedInputTokens},
+			"output_tokens": u.OutputTokens, "output_tokens_details": map[string]any{"reasoning_tokens": 0},
+			"total_tokens": u.InputTokens + u.OutputTokens,
+		},
 	}
 }

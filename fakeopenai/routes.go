@@ -34,6 +34,9 @@ const (
 	// admin key (inference.go).
 	OpListModels     Op = "list_models"
 	OpCreateResponse Op = "create_response"
+	// The usage and cost reports, admin key only (usage.go).
+	OpUsageCompletions Op = "usage_completions"
+	OpCosts            Op = "costs"
 )
 
 // routes maps path shapes ("*" is one path segment) to the operation per method.
@@ -51,6 +54,8 @@ var routes = []struct {
 	{[]string{"responses"}, map[string]Op{"POST": OpCreateResponse}},
 	{[]string{"organization", "admin_api_keys"}, map[string]Op{"GET": OpListAdminKeys, "POST": OpCreateAdminKey}},
 	{[]string{"organization", "admin_api_keys", "*"}, map[string]Op{"GET": OpGetAdminKey, "DELETE": OpDeleteAdminKey}},
+	{[]string{"organization", "usage", "completions"}, map[string]Op{"GET": OpUsageCompletions}},
+	{[]string{"organization", "costs"}, map[string]Op{"GET": OpCosts}},
 }
 
 // resolve finds the operation for a request. On failure op is "" and status
@@ -160,5 +165,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, op Op, args []st
 			s.deleteAdminKeyLocked(k.id)
 			writeJSON(w, deletedJSON{Object: "organization.admin_api_key.deleted", ID: k.id, Deleted: true})
 		}
+	case OpUsageCompletions, OpCosts:
+		s.serveReportLocked(w, r, op)
 	}
 }

@@ -5,7 +5,11 @@
 // deterministically. It also serves GET /v1/models and POST /v1/responses,
 // minimally, to the service-account keys it issued, enforcing what OpenAI
 // enforces: a live key (not expired, deleted or revoked; never an admin key)
-// whose scopes allow the call (inference.go).
+// whose scopes allow the call (inference.go). Each served response is
+// recorded per key (tokens counted deterministically, usage.go), and the
+// usage and cost reports OpenAI answers about it are served to the admin key
+// (GET /organization/usage/completions and GET /organization/costs,
+// usage_report.go), with an optional reporting lag.
 //
 // The wire shapes follow OpenAI's published OpenAPI description (the relevant
 // part is embedded from openapi/); where that description and the official Go
@@ -47,6 +51,11 @@ type Options struct {
 	// OnViolation, if set, is called with each contract violation (key
 	// values masked), besides the record Violations returns.
 	OnViolation func(string)
+	// ReportingLag keeps usage out of GET /organization/usage/completions
+	// and GET /organization/costs until it is that old, as OpenAI's reports
+	// trail the calls (by how much is undocumented). 0: at once. See
+	// SetReportingLag.
+	ReportingLag time.Duration
 }
 
 // OrganizationID is the fake's organization unless Options say otherwise.
@@ -67,6 +76,12 @@ type Server struct {
 	adminOrder  []*adminKey          // creation order, deleted ones removed
 	seededAdmin *adminKey
 	calls       map[Op]int
+
+	// Usage (usage.go).
+	usage         []Usage
+	lag           time.Duration
+	cachedPercent int
+	prices        map[string]Price
 
 	org         string
 	contract    *contract // nil: SkipContract
@@ -95,6 +110,8 @@ func New(opts Options) *Server {
 		org:         opts.OrganizationID,
 		onViolation: opts.OnViolation,
 		seen:        map[string]bool{},
+		lag:         max(opts.ReportingLag, 0),
+		prices:      maps.Clone(DefaultPrices),
 	}
 	if s.now == nil {
 		s.now = time.Now

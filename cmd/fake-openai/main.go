@@ -1,9 +1,10 @@
 // Command fake-openai serves the in-memory fake OpenAI Admin API (package
 // fakeopenai) for manual runs, scripts and benchmarks against a real Vault.
 //
-//	fake-openai [-addr 127.0.0.1:0] [-addr-file PATH] [-latency 0] [-v]
+//	fake-openai [-addr 127.0.0.1:0] [-addr-file PATH] [-latency 0] [-reporting-lag 0] [-v]
 //	fake-openai accounts -url http://127.0.0.1:PORT/v1
 //	fake-openai keys -url http://127.0.0.1:PORT/v1
+//	fake-openai usage -url http://127.0.0.1:PORT/v1
 //
 // The admin key comes from FAKE_OPENAI_ADMIN_KEY (else a random one is made);
 // only its id is ever printed.
@@ -30,11 +31,9 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && (os.Args[1] == "accounts" || os.Args[1] == "keys") {
-		cmd := accountsCmd
-		if os.Args[1] == "keys" {
-			cmd = keysCmd
-		}
+	subcommands := map[string]func([]string, io.Writer) error{"accounts": accountsCmd, "keys": keysCmd, "usage": usageCmd}
+	if len(os.Args) > 1 && subcommands[os.Args[1]] != nil {
+		cmd := subcommands[os.Args[1]]
 		if err := cmd(os.Args[2:], os.Stdout); err != nil {
 			fmt.Fprintf(os.Stderr, "fake-openai %s: %v\n", os.Args[1], err)
 			os.Exit(1)
@@ -58,6 +57,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	addrFile := fs.String("addr-file", "", "write the base URL (http://HOST:PORT/v1) to this file once listening")
 	latency := fs.Duration("latency", 0, "latency added to every API request")
+	lag := fs.Duration("reporting-lag", 0, "how long usage stays out of the usage and cost reports (OpenAI's reporting delay)")
 	verbose := fs.Bool("v", false, "log every request (never key values)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -67,7 +67,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		AdminKey: os.Getenv("FAKE_OPENAI_ADMIN_KEY"),
 		// A contract violation is a client (or fake) bug: always say so,
 		// -v or not. GET /_fake/violations lists them too.
-		OnViolation: func(v string) { logger.Printf("CONTRACT VIOLATION: %s", v) },
+		OnViolation:  func(v string) { logger.Printf("CONTRACT VIOLATION: %s", v) },
+		ReportingLag: *lag,
 	}
 	if *verbose {
 		opts.Logger = logger
@@ -150,6 +151,28 @@ func keysCmd(args []string, out io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ProjectID, k.AccountID, k.ID, k.Name, scopes, exp)
 	}
 	fmt.Fprintf(tw, "%d live key(s)\n", len(keys))
+	return tw.Flush()
+}
+
+// usageCmd prints model usage per key as the fake counts it (reporting lag
+// ignored).
+func usageCmd(args []string, out io.Writer) error {
+	var totals []fakeopenai.UsageTotal
+	asJSON, err := fetchControl("usage", args, &totals)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(totals)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROJECT\tKEY ID\tREQUESTS\tINPUT\tCACHED\tOUTPUT\tCOST (USD)")
+	for _, u := range totals {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%.6f\n", u.ProjectID, u.APIKeyID, u.Requests, u.InputTokens, u.CachedInputTokens, u.OutputTokens, u.CostUSD)
+	}
+	fmt.Fprintf(tw, "%d key(s) with usage\n", len(totals))
 	return tw.Flush()
 }
 

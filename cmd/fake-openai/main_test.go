@@ -76,7 +76,9 @@ func TestServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr bytes.Buffer
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, []string{"-addr-file", addrFile, "-latency", "1ms", "-v"}, &stderr) }()
+	go func() {
+		done <- serve(ctx, []string{"-addr-file", addrFile, "-latency", "1ms", "-reporting-lag", "1h", "-v"}, &stderr)
+	}()
 
 	var base string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
@@ -162,5 +164,33 @@ func TestKeysCommand(t *testing.T) {
 	}
 	if err := keysCmd(nil, &out); err == nil {
 		t.Fatal("missing -url accepted")
+	}
+}
+
+func TestUsageCommand(t *testing.T) {
+	fake := fakeopenai.New(fakeopenai.Options{})
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	fake.FailOnViolations(t)
+	id := createAccount(t, srv.URL+"/v1", fake.AdminKey(), "lease-u")
+	keyID := fake.AccountKeyIDs(fakeopenai.ProjectActive, id)[0]
+	if err := fake.AddUsage(fakeopenai.Usage{APIKeyID: keyID, InputTokens: 1_000_000, OutputTokens: 10, Requests: 3}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := usageCmd([]string{"-url", srv.URL + "/v1"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	if !strings.Contains(text, keyID) || !strings.Contains(text, "1000000") || !strings.Contains(text, "1 key(s) with usage") {
+		t.Fatalf("table:\n%s", text)
+	}
+	out.Reset()
+	if err := usageCmd([]string{"-url", srv.URL, "-json"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var totals []fakeopenai.UsageTotal
+	if err := json.Unmarshal(out.Bytes(), &totals); err != nil || len(totals) != 1 || totals[0].Requests != 3 || totals[0].APIKeyID != keyID {
+		t.Fatalf("json: %s", out.String())
 	}
 }
