@@ -90,7 +90,16 @@ func TestScopes_ProbedAtWriteStoredSortedAndProbeDeleted(t *testing.T) {
 	if n := e.totalCalls(); n != 0 {
 		t.Fatalf("rewriting the same scopes made %d calls (%v)", n, e.fake.Calls())
 	}
-	// Removing them makes no call either.
+	// Another project may refuse what this one accepted: moving a scoped
+	// role probes again, there.
+	e.fake.AddProject("proj_other", "Other project", "active")
+	e.fake.SetRejectedScopes("proj_other", "api.all.read")
+	e.mustBadRequest(logical.UpdateOperation, "roles/scoped", map[string]interface{}{"project_id": "proj_other"}, "api.all.read")
+	if got := e.mustOK(logical.ReadOperation, "roles/scoped", nil).Data["project_id"]; got != fakeopenai.ProjectActive {
+		t.Fatalf("project_id after a refused move: %v", got)
+	}
+	e.fake.ResetCalls()
+	// Removing them makes no call.
 	e.writeRole("scoped", map[string]interface{}{"scopes": ""})
 	if n := e.totalCalls(); n != 0 {
 		t.Fatalf("clearing scopes made %d calls", n)
