@@ -70,9 +70,6 @@ type backend struct {
 	clientMu     sync.RWMutex
 	client       adminClient
 	clientConfig *openaiConfig
-	// expiryGrace is config's expiry_grace, read with the config the client
-	// was built from, so issues and renewals need no storage read for it.
-	expiryGrace time.Duration
 
 	// newClient builds the OpenAI client; tests replace it to wrap faults.
 	newClient func(clientSettings) adminClient
@@ -216,7 +213,6 @@ func (b *backend) cachedConfig(ctx context.Context, s logical.Storage) (adminCli
 		return nil, nil, errMissingConfig
 	}
 	b.client, b.clientConfig = b.newClient(cfg.clientSettings()), cfg
-	b.expiryGrace = cfg.expiryGrace()
 	return b.client, b.clientConfig, nil
 }
 

@@ -22,17 +22,6 @@ import (
 // write fails the renewal fails too, so the lease keeps its old end, which
 // lies before the record's old KeyExpiresAt: tidy cannot overtake a lease.
 
-// keyGrace is expiry_grace as of the config the current client was built
-// from (getClient reads both at once).
-func (b *backend) keyGrace() time.Duration {
-	b.clientMu.RLock()
-	defer b.clientMu.RUnlock()
-	if b.expiryGrace <= 0 {
-		return defaultExpiryGrace
-	}
-	return b.expiryGrace
-}
-
 // issueKeyLifetime is the OpenAI-side lifetime of a new key whose lease
 // starts with ttl and can live maxTTL: the lease's first end plus the grace
 // when the key follows its lease, never past maxTTL; else maxTTL.
@@ -57,12 +46,13 @@ func (k apiKeyInternal) followsLease() bool {
 // an expiry for a lease end that is not granted: still within the cap, and
 // the lease's own end still revokes the account).
 func (b *backend) moveKeyExpiry(ctx context.Context, s logical.Storage, key apiKeyInternal, ttl time.Duration) error {
-	client, err := b.getClient(ctx, s)
+	// The config the client was built from: no storage read for the grace.
+	client, cfg, err := b.cachedConfig(ctx, s)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
-	target := now.Add(ttl + b.keyGrace())
+	target := now.Add(ttl + cfg.expiryGrace())
 	if key.KeyExpiryCap > 0 {
 		if hardCap := time.Unix(key.KeyExpiryCap, 0); target.After(hardCap) {
 			target = hardCap

@@ -106,7 +106,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	if scopeResp != nil {
 		return scopeResp, nil
 	}
-	spec := keySpec{Scopes: scopes, ExpiresIn: issueKeyLifetime(role.expiryFollowsLease(), ttl, maxTTL, b.keyGrace())}
+	spec := keySpec{Scopes: scopes, ExpiresIn: issueKeyLifetime(role.expiryFollowsLease(), ttl, maxTTL, cfg.expiryGrace())}
 
 	if tmplErr != nil {
 		return logical.ErrorResponse("name_template of role %q: %s", roleName, tmplErr), nil

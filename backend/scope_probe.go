@@ -62,7 +62,7 @@ func (b *backend) probeScopes(ctx context.Context, s logical.Storage, projectID,
 	}
 
 	cctx, cancel := context.WithTimeout(ctx, b.createTimeLimit())
-	sa, err := b.createScopedAccount(cctx, ctx, client, projectID, name, keySpec{Scopes: scopes, ExpiresIn: probeKeyLifetime})
+	sa, err := b.createScopedAccount(cctx, ctx, client, projectID, name, keySpec{Scopes: scopes, ExpiresIn: probeKeyLifetime}, "probe.after_bare_account")
 	cancel()
 	settled := err != nil && !mayHaveCreated(err)
 	if err == nil {

@@ -43,7 +43,7 @@ func (b *backend) createAccountWithKey(ctx, cleanupCtx context.Context, client a
 	if len(spec.Scopes) == 0 {
 		return client.CreateServiceAccount(ctx, projectID, name, spec.expiresInSeconds())
 	}
-	return b.createScopedAccount(ctx, cleanupCtx, client, projectID, name, spec)
+	return b.createScopedAccount(ctx, cleanupCtx, client, projectID, name, spec, "issue.after_bare_account")
 }
 
 // createScopedAccount is the two-call create: a bare account, then a key
@@ -51,12 +51,14 @@ func (b *backend) createAccountWithKey(ctx, cleanupCtx context.Context, client a
 // deleted at once; the error then reports "may have created" unless that
 // delete succeeded and no earlier attempt of the account create may have
 // left a twin, so the caller keeps its WAL entry exactly when rollback still
-// has something to find.
-func (b *backend) createScopedAccount(ctx, cleanupCtx context.Context, client adminClient, projectID, name string, spec keySpec) (*serviceAccountKey, error) {
+// has something to find. between names the crashpoint between the two calls
+// (crashpoint_on.go), where the e2e suite kills Vault.
+func (b *backend) createScopedAccount(ctx, cleanupCtx context.Context, client adminClient, projectID, name string, spec keySpec, between string) (*serviceAccountKey, error) {
 	acct, err := client.CreateBareServiceAccount(ctx, projectID, name)
 	if err != nil {
 		return nil, err
 	}
+	crashpoint(b.Logger(), between)
 	if acct.UnexpectedKeyID != "" {
 		// A key we did not ask for, without scopes or expiry: never hand
 		// out this account.
