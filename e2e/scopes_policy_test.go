@@ -3,7 +3,10 @@
 package e2e
 
 import (
+	"encoding/json"
+	"errors"
 	"net/http"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -27,7 +30,7 @@ const scopesReadOnlyPolicy = `path "openai/creds/app" {
 
 // A Vault policy with allowed_parameters on creds/<role>, on the real
 // Vault, with a token carrying only that policy: asking for the read-only
-// subset (as a string, as the CLI sends it, or as a JSON list) issues a key
+// subset (as a string, as a JSON list, or by the CLI) issues a key
 // holding exactly api.model.read at the fake; asking for
 // more, for something else, for nothing (the role's full scopes), by read,
 // or with another parameter is a 403 from Vault, and creates nothing.
@@ -80,6 +83,36 @@ func TestScopesPolicyAllowedParameters(t *testing.T) {
 		t.Errorf("the JSON-list request's key has scopes %v at the fake, want exactly [%s]", got, scopeModelRead)
 	}
 
+	// The README's command, run by the CLI with the app's token.
+	cli := func(args ...string) (string, string, int) {
+		t.Helper()
+		cmd := exec.Command(suite.vaultBin, args...)
+		cmd.Env = append(cleanEnv(), "VAULT_ADDR="+v.Addr, "VAULT_TOKEN="+tok.Auth.ClientToken)
+		var o, e strings.Builder
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("running vault: %v", err)
+		}
+		return o.String(), e.String(), cmd.ProcessState.ExitCode()
+	}
+	out, errOut, code := cli("write", "-format=json", "openai/creds/app", "scopes="+scopeModelRead)
+	var cliSecret api.Secret
+	if code != 0 || json.Unmarshal([]byte(out), &cliSecret) != nil {
+		t.Fatalf("vault write openai/creds/app scopes=%s with the app's token: exit %d: %s", scopeModelRead, code, v.redact(errOut))
+	}
+	cliKey, _ := dataString(&cliSecret, "api_key")
+	v.AddSecret(cliKey)
+	cliKeyID, _ := dataString(&cliSecret, "api_key_id")
+	if got := fakeKeyScopes(t, f, cliKeyID); !slices.Equal(got, []string{scopeModelRead}) {
+		t.Errorf("the CLI request's key has scopes %v at the fake, want exactly [%s]", got, scopeModelRead)
+	}
+	_, errOut, code = cli("write", "openai/creds/app", "scopes="+scopeModelRead+","+scopeResponsesWrite)
+	if code != 2 || !strings.Contains(errOut, "permission denied") {
+		t.Errorf("vault write openai/creds/app scopes=<both> with the app's token: exit %d, %q; want 2 and permission denied", code, v.redact(errOut))
+	}
+
 	refused := []struct {
 		what string
 		do   func() error
@@ -123,8 +156,8 @@ func TestScopesPolicyAllowedParameters(t *testing.T) {
 	if got := fakeKeyScopes(t, f, fullID); !slices.Equal(got, []string{scopeModelRead, scopeResponsesWrite}) {
 		t.Errorf("the root token's key has scopes %v, want the role's two", got)
 	}
-	// Two keys for the app, one for root: refused requests created nothing.
-	if n := len(f.LiveAccounts()); n != 3 {
-		t.Errorf("%d live accounts at the fake, want 3 (refused requests must create none)", n)
+	// Three keys for the app, one for root: refused requests created nothing.
+	if n := len(f.LiveAccounts()); n != 4 {
+		t.Errorf("%d live accounts at the fake, want 4 (refused requests must create none)", n)
 	}
 }
