@@ -5,6 +5,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"github.com/hashicorp/go-hclog"
 	"os"
 	"strings"
 	"sync"
@@ -105,7 +106,7 @@ func newBackend() *backend {
 		createGuard: newCreateGuard(),
 		liveKeys:    newLiveKeys(),
 	}
-	b.walDeleter = newWALDeleter(func(msg string, args ...interface{}) { b.Logger().Warn(msg, args...) })
+	b.walDeleter = newWALDeleter(func() hclog.Logger { return b.Logger() })
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,

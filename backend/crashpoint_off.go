@@ -2,6 +2,8 @@
 
 package backend
 
+import "github.com/hashicorp/go-hclog"
+
 // crashpoint marks a step of a multi-step operation where the e2e suite kills
 // Vault (crashpoint_on.go); in a normal build it does nothing.
-func crashpoint(string) {}
+func crashpoint(hclog.Logger, string) {}

@@ -3,8 +3,9 @@
 package backend
 
 import (
-	"fmt"
 	"os"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // crashpointEnv names the step at which a plugin built with -tags
@@ -14,12 +15,12 @@ const crashpointEnv = "OPENAI_PLUGIN_CRASHPOINT"
 
 var crashpointName = os.Getenv(crashpointEnv)
 
-// crashpoint announces the step on stderr, which Vault copies into its log,
-// and blocks the request until the test kills the process.
-func crashpoint(name string) {
+// crashpoint announces the step in Vault's log and blocks until the test
+// kills the process.
+func crashpoint(log hclog.Logger, name string) {
 	if name == "" || name != crashpointName {
 		return
 	}
-	fmt.Fprintf(os.Stderr, "crashpoint %s reached\n", name)
+	log.Warn("crashpoint " + name + " reached")
 	select {}
 }

@@ -88,7 +88,7 @@ func (b *backend) commitCreate(ctx context.Context, s logical.Storage, walID, to
 		return fmt.Errorf("record issued account: %w", err)
 	}
 	res.commit(rec.ServiceAccountID)
-	crashpoint("issue.after_record")
+	crashpoint(b.Logger(), "issue.after_record")
 	b.walDeleter.enqueue(ctx, s, walID)
 	return nil
 }

@@ -203,7 +203,7 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 	if err != nil {
 		return nil, fmt.Errorf("write WAL entry: %w", err)
 	}
-	crashpoint("issue.after_wal")
+	crashpoint(b.Logger(), "issue.after_wal")
 
 	// The create must be over before rollback may act on its entry, whatever
 	// the request's own deadline: the client bounds it by retry_budget plus
@@ -211,7 +211,7 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 	cctx, cancel := context.WithTimeout(ctx, b.createTimeLimit())
 	sa, err := b.createAccountWithKey(cctx, ctx, client, projectID, name, spec)
 	cancel()
-	crashpoint("issue.after_create")
+	crashpoint(b.Logger(), "issue.after_create")
 	if err != nil {
 		// Only when every attempt was refused is it certain that nothing
 		// was created; otherwise the entry stays for rollback to settle.

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -30,7 +31,8 @@ const walDeleteQueue = 4096
 const walDeleteTimeout = 10 * time.Second
 
 type walDeleter struct {
-	log func(msg string, args ...interface{})
+	// logger is read at use: the backend's logger exists only after Setup.
+	logger func() hclog.Logger
 
 	queue chan walDeletion
 	stop  chan struct{}
@@ -47,12 +49,12 @@ type walDeletion struct {
 	flushed chan struct{}
 }
 
-func newWALDeleter(log func(msg string, args ...interface{})) *walDeleter {
+func newWALDeleter(logger func() hclog.Logger) *walDeleter {
 	d := &walDeleter{
-		log:   log,
-		queue: make(chan walDeletion, walDeleteQueue),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		logger: logger,
+		queue:  make(chan walDeletion, walDeleteQueue),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	go d.run()
 	return d
@@ -84,7 +86,7 @@ func (d *walDeleter) run() {
 				close(w.flushed)
 				continue
 			}
-			crashpoint("issue.before_wal_delete")
+			crashpoint(d.logger(), "issue.before_wal_delete")
 			ctx, cancel := context.WithTimeout(context.Background(), walDeleteTimeout)
 			d.delete(ctx, w.s, w.id)
 			cancel()
@@ -94,7 +96,7 @@ func (d *walDeleter) run() {
 
 func (d *walDeleter) delete(ctx context.Context, s logical.Storage, id string) {
 	if err := framework.DeleteWAL(ctx, s, id); err != nil {
-		d.log("could not delete the WAL entry of a committed issue; rollback will drop it", "wal_id", id, "error", err)
+		d.logger().Warn("could not delete the WAL entry of a committed issue; rollback will drop it", "wal_id", id, "error", err)
 	}
 }
 

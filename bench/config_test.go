@@ -4,13 +4,17 @@ package bench
 
 import (
 	"time"
+
+	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
 )
 
 // benchConfig sizes one run.
 type benchConfig struct {
-	Name            string          `json:"name"`
-	Concurrency     []int           `json:"concurrency"`
-	Latencies       []time.Duration `json:"latencies"`
+	Name string `json:"name"`
+	// Cells are the measured request loads. Each runs Reps times,
+	// interleaved: repetition 1 of every cell, then repetition 2, ...
+	Cells           []cellDef       `json:"cells"`
+	Reps            int             `json:"repetitions"`
 	PerCell         int             `json:"requests_per_cell"`
 	CellMaxDuration time.Duration   `json:"cell_max_duration"`
 	Leases          int             `json:"leases"`           // revocation and expiry set size
@@ -25,6 +29,60 @@ type benchConfig struct {
 	// The measured runs leave it off: it would spend CPU on the machine
 	// being measured. The smoke run, which proves correctness, keeps it.
 	Contract bool `json:"contract"`
+}
+
+// cellDef is one kind of request load (an op) at some upstream latencies and
+// client counts; every (latency, clients) pair is a cell. Adding a row to the
+// tables (say a scoped issue, two upstream calls) is one more cellDef.
+type cellDef struct {
+	Op        string          `json:"op"` // kv_write, upstream_create, issue
+	Latencies []time.Duration `json:"latencies"`
+	Clients   []int           `json:"clients"`
+	// Target is the request the load generator repeats.
+	Target func(e *benchEnv) loadTarget `json:"-"`
+	// Upstream is the upstream calls each successful request makes, by
+	// operation at the fake; every cell checks its count exactly.
+	Upstream map[fakeopenai.Op]int `json:"upstream_calls_per_request"`
+	// Issues is true if each request leaves a live lease and account.
+	Issues bool `json:"issues"`
+}
+
+// Ops in the tables.
+const (
+	opKV       = "kv_write"
+	opUpstream = "upstream_create"
+	opIssue    = "issue"
+)
+
+// kvCells is the KV v2 write floor: Vault's own request and storage write, on
+// the same Vault, always at upstream latency 0 (it makes no upstream call).
+func kvCells(clients ...int) cellDef {
+	return cellDef{Op: opKV, Latencies: []time.Duration{0}, Clients: clients, Target: func(e *benchEnv) loadTarget {
+		return loadTarget{URL: e.v.Addr + "/v1/", Path: "kv/data/b/{i}", Method: "POST", Body: `{"data":{"v":"x"}}`,
+			VaultToken: e.v.Token, Expect: []string{`"version":`}}
+	}}
+}
+
+// upstreamCells is the upstream floor: the load generator creating a service
+// account at the fake directly, with the same upstream latency.
+func upstreamCells(lats []time.Duration, clients ...int) cellDef {
+	return cellDef{Op: opUpstream, Latencies: lats, Clients: clients, Target: func(e *benchEnv) loadTarget {
+		return loadTarget{URL: e.f.URL, Path: "/organization/projects/" + benchFloorProject + "/service_accounts", Method: "POST",
+			Body: `{"name":"floor"}`, Authz: "Bearer " + e.f.AdminKey(), Expect: []string{`"api_key"`}}
+	}, Upstream: map[fakeopenai.Op]int{fakeopenai.OpCreateServiceAccount: 1}}
+}
+
+// issueCells reads openai/creds/bench: one key, one lease, one upstream create.
+func issueCells(lats []time.Duration, clients ...int) cellDef {
+	return cellDef{Op: opIssue, Latencies: lats, Clients: clients, Target: issueTarget, Issues: true,
+		Upstream: map[fakeopenai.Op]int{fakeopenai.OpCreateServiceAccount: 1}}
+}
+
+// issueTarget checks a lease and a key in the answer by byte search (the key
+// itself is never kept or printed).
+func issueTarget(e *benchEnv) loadTarget {
+	return loadTarget{URL: e.v.Addr + "/v1/", Path: "openai/creds/" + benchRole, Method: "GET", VaultToken: e.v.Token,
+		Expect: []string{`"lease_id":"openai/creds/` + benchRole + `/`, `"api_key":"sk-`, `"service_account_id":"svc_acct_`}}
 }
 
 // Vault's expiration manager revokes through a fair-share job manager of 200
@@ -42,11 +100,15 @@ const (
 	benchRoleTTL, benchRoleMax = "1h", "2h"
 )
 
-// cellResult is one (operation, upstream latency, clients) measurement.
+// cellResult is one (operation, upstream latency, clients) measurement: one
+// repetition (Rep >= 1), or the median of all repetitions (Rep 0, with the
+// range of the throughput and p50 over them).
 type cellResult struct {
-	Op          string  `json:"op"` // issue, kv_write, sdk_create
+	Op          string  `json:"op"` // issue, kv_write, upstream_create
 	LatencyMS   int     `json:"upstream_latency_ms"`
 	Concurrency int     `json:"concurrency"`
+	Rep         int     `json:"rep,omitempty"`
+	Reps        int     `json:"reps,omitempty"`
 	Requests    int     `json:"requests"`
 	Errors      int     `json:"errors"`
 	FirstError  string  `json:"first_error,omitempty"`
@@ -55,7 +117,28 @@ type cellResult struct {
 	P50MS       float64 `json:"p50_ms"`
 	P99MS       float64 `json:"p99_ms"`
 	MeanMS      float64 `json:"mean_ms"`
-	CPU         cpuUse  `json:"cpu"`
+	// Range over the repetitions (medians only).
+	PerSecondMin float64 `json:"per_second_min,omitempty"`
+	PerSecondMax float64 `json:"per_second_max,omitempty"`
+	P50MSMin     float64 `json:"p50_ms_min,omitempty"`
+	P50MSMax     float64 `json:"p50_ms_max,omitempty"`
+	CPU          cpuUse  `json:"cpu"`
+	// Per measured request: CPU ms of each process, and Vault's barrier
+	// (encrypted storage) puts and deletes from its telemetry.
+	PerRequest perRequest `json:"per_request"`
+	// Calls is the upstream calls at the fake during the run, warm-up
+	// included, by operation (repetitions only).
+	Calls map[fakeopenai.Op]int `json:"upstream_calls,omitempty"`
+}
+
+type perRequest struct {
+	VaultCPUMS    float64 `json:"vault_cpu_ms"`
+	PluginCPUMS   float64 `json:"plugin_cpu_ms"`
+	LoadgenCPUMS  float64 `json:"loadgen_cpu_ms"`
+	FakeCPUMS     float64 `json:"fake_cpu_ms"` // the test process, which serves the fake
+	BarrierPuts   float64 `json:"barrier_puts"`
+	BarrierDels   float64 `json:"barrier_deletes"`
+	UpstreamCalls float64 `json:"upstream_calls"` // at the fake, warm-up included
 }
 
 // ratioRow sets one issue cell against its floors at the same clients.
@@ -63,27 +146,33 @@ type ratioRow struct {
 	LatencyMS   int     `json:"upstream_latency_ms"`
 	Concurrency int     `json:"concurrency"`
 	ThrVsKV     float64 `json:"throughput_vs_kv_write"`       // issue/s ÷ KV writes/s
-	ThrVsSDK    float64 `json:"throughput_vs_sdk_call"`       // issue/s ÷ direct SDK calls/s
-	P50VsKV     float64 `json:"p50_minus_upstream_vs_kv_p50"` // (issue p50 − SDK p50) ÷ KV p50
-	P50VsSum    float64 `json:"p50_vs_kv_plus_sdk_p50"`       // issue p50 ÷ (KV p50 + SDK p50)
-	ThrVsIdeal  float64 `json:"throughput_vs_ideal"`          // issue/s ÷ min(KV/s, clients ÷ (KV p50 + SDK p50))
+	ThrVsSDK    float64 `json:"throughput_vs_upstream_call"`  // issue/s ÷ direct upstream calls/s
+	P50VsKV     float64 `json:"p50_minus_upstream_vs_kv_p50"` // (issue p50 − upstream p50) ÷ KV p50
+	P50VsSum    float64 `json:"p50_vs_kv_plus_upstream_p50"`  // issue p50 ÷ (KV p50 + upstream p50)
+	ThrVsIdeal  float64 `json:"throughput_vs_ideal"`          // issue/s ÷ min(KV/s, clients ÷ (KV p50 + upstream p50))
 	IdealPerSec float64 `json:"ideal_per_second"`
 }
 
 type revocationResult struct {
-	Kind         string  `json:"kind"` // revoke-prefix (sync=false) or expiry
-	LatencyMS    int     `json:"upstream_latency_ms"`
-	Leases       int     `json:"leases"`
-	Workers      int     `json:"vault_revocation_workers"`
-	FillSeconds  float64 `json:"fill_seconds"`    // issuing the set
-	Seconds      float64 `json:"seconds_to_zero"` // until the fake holds zero accounts
-	PerSecond    float64 `json:"revoked_per_second"`
-	WorkerFloor  float64 `json:"worker_floor_seconds"` // leases × latency ÷ Vault's per-mount workers
-	DeleteCalls  int     `json:"delete_calls"`
-	MaxInFlight  int     `json:"upstream_deletes_in_flight_max"`
-	MeanInFlight float64 `json:"upstream_deletes_in_flight_mean"` // sampled while any were
-	LeasesLeft   int     `json:"vault_leases_left"`
-	CPU          cpuUse  `json:"cpu"`
+	Kind        string  `json:"kind"` // revoke-prefix (sync=false) or expiry
+	LatencyMS   int     `json:"upstream_latency_ms"`
+	Leases      int     `json:"leases"`
+	Workers     int     `json:"vault_revocation_workers"`
+	FillSeconds float64 `json:"fill_seconds"`    // issuing the set
+	Seconds     float64 `json:"seconds_to_zero"` // until the fake holds zero accounts
+	PerSecond   float64 `json:"revoked_per_second"`
+	WorkerFloor float64 `json:"worker_floor_seconds"` // leases × latency ÷ Vault's per-mount workers
+	DeleteCalls int     `json:"delete_calls"`
+	// Vault's barrier puts and deletes per lease, from revocation start to
+	// zero leases (and, for the fill, per issued key).
+	BarrierPuts     float64 `json:"barrier_puts_per_lease"`
+	BarrierDels     float64 `json:"barrier_deletes_per_lease"`
+	FillBarrierPuts float64 `json:"fill_barrier_puts_per_issue"`
+	FillBarrierDels float64 `json:"fill_barrier_deletes_per_issue"`
+	MaxInFlight     int     `json:"upstream_deletes_in_flight_max"`
+	MeanInFlight    float64 `json:"upstream_deletes_in_flight_mean"` // sampled while any were
+	LeasesLeft      int     `json:"vault_leases_left"`
+	CPU             cpuUse  `json:"cpu"`
 }
 
 type pluginResult struct {
@@ -136,19 +225,22 @@ type machineInfo struct {
 }
 
 type benchReport struct {
-	Config      benchConfig        `json:"config"`
-	Machine     machineInfo        `json:"machine"`
-	StartedAt   time.Time          `json:"started_at"`
-	WallSeconds float64            `json:"wall_seconds"`
-	Issue       []cellResult       `json:"issue"`
-	KVFloor     []cellResult       `json:"kv_write_floor"`
-	SDKFloor    []cellResult       `json:"sdk_call_floor"`
-	Ratios      []ratioRow         `json:"ratios"`
-	Revocation  []revocationResult `json:"revocation"`
-	Plugin      pluginResult       `json:"plugin"`
-	Calls       callsResult        `json:"upstream_calls"`
-	Targets     []targetResult     `json:"targets"`
-	Notes       []string           `json:"notes"`
+	Config      benchConfig `json:"config"`
+	Machine     machineInfo `json:"machine"`
+	StartedAt   time.Time   `json:"started_at"`
+	WallSeconds float64     `json:"wall_seconds"`
+	// Medians over the repetitions, by op; Runs holds every repetition.
+	Issue      []cellResult       `json:"issue"`
+	KVFloor    []cellResult       `json:"kv_write_floor"`
+	SDKFloor   []cellResult       `json:"upstream_call_floor"`
+	Cells      []cellResult       `json:"cells"` // every op's medians, in run order
+	Runs       []cellResult       `json:"runs"`
+	Ratios     []ratioRow         `json:"ratios"`
+	Revocation []revocationResult `json:"revocation"`
+	Plugin     pluginResult       `json:"plugin"`
+	Calls      callsResult        `json:"upstream_calls"`
+	Targets    []targetResult     `json:"targets"`
+	Notes      []string           `json:"notes"`
 }
 
 // runBench runs every phase and returns the report; failures of correctness

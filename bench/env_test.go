@@ -6,16 +6,16 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/api"
-	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
 
 	"github.com/vault-plugin-openai/vault-plugin-openai/e2e/harness"
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
@@ -122,8 +122,8 @@ func (e *benchEnv) countCalls(rep *benchReport, before map[fakeopenai.Op]int, ke
 	}
 }
 
-// benchClient is a Vault API client whose transport keeps a connection per
-// client goroutine alive (the default pool keeps GOMAXPROCS+1).
+// benchClient is a Vault API client for the bench's own requests (setup,
+// revoke-prefix, the reload probe); the load comes from the load generator.
 func benchClient(t *testing.T, v *harness.Vault) *api.Client {
 	t.Helper()
 	cfg := api.DefaultConfig()
@@ -143,18 +143,31 @@ func benchClient(t *testing.T, v *harness.Vault) *api.Client {
 	return c
 }
 
-// sdkClient calls the fake directly through the official SDK: the upstream floor.
-func sdkClient(f *harness.Fake) openai.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns = 1024
-	tr.MaxIdleConnsPerHost = 512
-	return openai.NewClient(
-		option.WithHTTPClient(&http.Client{Transport: tr}),
-		option.WithBaseURL(f.URL),
-		option.WithAdminAPIKey(f.AdminKey()),
-		option.WithAPIKey(""),
-		option.WithMaxRetries(0),
-	)
+// barrierOps reads Vault's barrier put and delete counts (every encrypted
+// storage write and delete, Vault's own and the plugin's) from its telemetry:
+// the dev server keeps Prometheus metrics (prometheus_retention_time 24h).
+func (e *benchEnv) barrierOps() (puts, dels float64) {
+	req, _ := http.NewRequest(http.MethodGet, e.v.Addr+"/v1/sys/metrics?format=prometheus", nil)
+	req.Header.Set("X-Vault-Token", e.v.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Errorf("sys/metrics: %v", err)
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		e.t.Errorf("sys/metrics: HTTP %d, %v", resp.StatusCode, err)
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "vault_barrier_put_count "); ok {
+			puts, _ = strconv.ParseFloat(v, 64)
+		} else if v, ok := strings.CutPrefix(line, "vault_barrier_delete_count "); ok {
+			dels, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	return puts, dels
 }
 
 // kvReady waits for the KV v2 mount's upgrade to finish (writes fail until then).

@@ -4,138 +4,89 @@ package bench
 // revocation run measured (throughput, latency percentiles, CPU).
 
 import (
-	"context"
-	"fmt"
-	"math"
-	"slices"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/hashicorp/vault/api"
 
 	"github.com/vault-plugin-openai/vault-plugin-openai/e2e/harness"
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
 )
 
-// issueFunc issues one key; with ttl it asks for that TTL (the expiry set).
-func (e *benchEnv) issueFunc(ttl func() string) func(context.Context, int64) error {
-	return func(ctx context.Context, _ int64) error {
-		var s *api.Secret
-		var err error
-		if ttl == nil {
-			s, err = e.c.Logical().ReadWithContext(ctx, "openai/creds/"+benchRole)
-		} else {
-			s, err = e.c.Logical().WriteWithContext(ctx, "openai/creds/"+benchRole, map[string]any{"ttl": ttl()})
+// runCell runs one repetition of one cell through the load generator: one
+// warm-up request per client (opening its connection), then cfg.PerCell
+// requests from n clients, or as many as fit in cfg.CellMaxDuration. CPU and
+// Vault's storage counters are read around the measured requests only; the
+// upstream calls at the fake are counted over the whole run (warm-up too)
+// and checked against def.Upstream.
+func (e *benchEnv) runCell(def cellDef, lat time.Duration, n, rep int, cfg benchConfig) cellResult {
+	e.t.Helper()
+	e.f.SetFaults(fakeopenai.Faults{Latency: lat})
+	defer e.f.SetFaults(fakeopenai.Faults{})
+	calls0 := e.f.Calls()
+	var cpu0, cpu1 cpuSnap
+	var puts0, dels0, puts1, dels1 float64
+	var t0 time.Time
+	var wall time.Duration
+	res := runLoad(e.t, def.Target(e), n, cfg.PerCell, cfg.CellMaxDuration,
+		func() { puts0, dels0 = e.barrierOps(); cpu0 = cpuSnapshot(e.v); t0 = time.Now() },
+		func() { wall = time.Since(t0); cpu1 = cpuSnapshot(e.v); puts1, dels1 = e.barrierOps() })
+	c := cellResult{
+		Op: def.Op, LatencyMS: int(lat.Milliseconds()), Concurrency: n, Rep: rep,
+		Requests: res.Requests, Errors: res.Errors, FirstError: res.FirstError,
+		Seconds: res.Seconds, PerSecond: res.PerSecond, P50MS: res.P50MS, P99MS: res.P99MS, MeanMS: res.MeanMS,
+		CPU: cpu1.since(cpu0, wall, res.CPUSeconds),
+	}
+	if r := float64(max(res.Requests, 1)); res.Requests > 0 {
+		c.PerRequest = perRequest{
+			VaultCPUMS: 1000 * c.CPU.VaultSec / r, PluginCPUMS: 1000 * c.CPU.PluginSec / r,
+			LoadgenCPUMS: 1000 * c.CPU.LoadgenSec / r, FakeCPUMS: 1000 * c.CPU.BenchSec / r,
+			BarrierPuts: (puts1 - puts0) / r, BarrierDels: (dels1 - dels0) / r,
 		}
-		if err != nil {
-			return err
+	}
+	// Every successful request, warm-up included, makes exactly def.Upstream.
+	ok := res.Requests + n - res.Errors
+	delta := callDelta(calls0, e.f.Calls())
+	total := 0
+	for op, got := range delta {
+		total += got
+		if want := def.Upstream[op] * ok; got != want {
+			e.t.Errorf("%s at %s, %d clients (rep %d): %d %s calls for %d successful requests, want %d",
+				def.Op, lat, n, rep, got, op, ok, want)
 		}
-		// The key value is checked for presence only and never kept or printed;
-		// a non-string or empty value is as missing as an absent one.
-		key, _ := harness.DataString(s, "api_key")
-		sa, _ := harness.DataString(s, "service_account_id")
-		if s == nil || s.LeaseID == "" || key == "" || sa == "" {
-			return fmt.Errorf("issue returned no lease or key")
+	}
+	for op, per := range def.Upstream {
+		if _, seen := delta[op]; !seen && per*ok != 0 {
+			e.t.Errorf("%s at %s, %d clients (rep %d): no %s calls for %d successful requests", def.Op, lat, n, rep, op, ok)
 		}
-		return nil
 	}
-}
-
-// runCell warms up with one request per client (opening its connection), then
-// runs cfg.PerCell requests from n clients, or as many as fit in
-// cfg.CellMaxDuration, and reports throughput and latency.
-func (e *benchEnv) runCell(op string, lat time.Duration, n int, cfg benchConfig, do func(context.Context, int64) error) cellResult {
-	ctx := context.Background()
-	var seq atomic.Int64
-	seq.Store(time.Now().UnixNano() % 1e12 * 1000) // distinct keys across cells
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = do(ctx, seq.Add(1)) }()
-	}
-	wg.Wait()
-
-	lats := make([]time.Duration, cfg.PerCell)
-	var next, done, errs atomic.Int64
-	var firstErr atomic.Value
-	cpu0 := cpuSnapshot(e.v)
-	start := time.Now()
-	deadline := start.Add(cfg.CellMaxDuration)
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				// Deadline before claiming an index, so claimed indexes have no gaps.
-				if time.Now().After(deadline) {
-					return
-				}
-				i := next.Add(1) - 1
-				if i >= int64(cfg.PerCell) {
-					return
-				}
-				t0 := time.Now()
-				err := do(ctx, seq.Add(1))
-				lats[i] = time.Since(t0)
-				done.Add(1)
-				if err != nil {
-					errs.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	cpu := cpuSnapshot(e.v).since(cpu0, elapsed)
-
-	got := int(done.Load())
-	lats = lats[:got]
-	slices.Sort(lats)
-	var sum time.Duration
-	for _, l := range lats {
-		sum += l
-	}
-	res := cellResult{
-		Op: op, LatencyMS: int(lat.Milliseconds()), Concurrency: n, Requests: got, Errors: int(errs.Load()),
-		Seconds: elapsed.Seconds(), PerSecond: float64(got) / elapsed.Seconds(),
-		P50MS: ms(pct(lats, 0.50)), P99MS: ms(pct(lats, 0.99)), MeanMS: ms(sum / time.Duration(max(got, 1))),
-		CPU: cpu,
-	}
-	if s, ok := firstErr.Load().(string); ok {
-		res.FirstError = s
-	}
-	return res
+	c.PerRequest.UpstreamCalls = float64(total) / float64(max(ok, 1))
+	c.Calls = delta
+	return c
 }
 
 // fillLeases issues cfg.Leases keys at cfg.FillConcurrency (upstream latency
-// 0) and checks that the fake holds exactly that many accounts. With
-// expiresAt, each key asks for the TTL that ends its lease at that second.
-func (e *benchEnv) fillLeases(cfg benchConfig, expiresAt *time.Time, logf func(string, ...any)) time.Duration {
+// 0) through the load generator and checks that the fake holds exactly that
+// many accounts. With expiresAt, each key asks for the TTL that ends its
+// lease at that second. It returns the time taken and Vault's barrier puts
+// and deletes per issued key.
+func (e *benchEnv) fillLeases(cfg benchConfig, expiresAt *time.Time, logf func(string, ...any)) (d time.Duration, puts, dels float64) {
 	e.t.Helper()
-	var ttl func() string
+	tg := issueTarget(e)
 	if expiresAt != nil {
-		ttl = func() string {
-			s := int(math.Ceil(time.Until(*expiresAt).Seconds()))
-			return strconv.Itoa(max(s, 1)) + "s"
-		}
+		tg.Method, tg.ExpireAt = "POST", *expiresAt
 	}
-	fc := cfg
-	fc.PerCell = cfg.Leases - cfg.FillConcurrency // runCell's warm-up issues one per client
-	fc.CellMaxDuration = 10 * time.Minute
 	t0 := time.Now()
-	cell := e.runCell("issue", 0, cfg.FillConcurrency, fc, e.issueFunc(ttl))
-	d := time.Since(t0)
-	if cell.Errors > 0 {
-		e.t.Fatalf("filling %d leases: %d failed, first: %s", cfg.Leases, cell.Errors, cell.FirstError)
+	p0, d0 := e.barrierOps()
+	// The warm-up issues one key per client.
+	res := runLoad(e.t, tg, cfg.FillConcurrency, cfg.Leases-cfg.FillConcurrency, 10*time.Minute, nil, nil)
+	p1, d1 := e.barrierOps()
+	d = time.Since(t0)
+	if res.Errors > 0 {
+		e.t.Fatalf("filling %d leases: %d failed, first: %s", cfg.Leases, res.Errors, res.FirstError)
 	}
 	if n := len(e.f.LiveAccounts()); n != cfg.Leases {
 		e.t.Fatalf("after issuing %d keys the fake holds %d accounts", cfg.Leases, n)
 	}
 	logf("issued %d leases in %.2fs (%.0f/s at %d clients)", cfg.Leases, d.Seconds(), float64(cfg.Leases)/d.Seconds(), cfg.FillConcurrency)
-	return d
+	return d, (p1 - p0) / float64(cfg.Leases), (d1 - d0) / float64(cfg.Leases)
 }
 
 // revokePrefix revokes the live set by prefix with sync=false, handing it to
@@ -173,6 +124,7 @@ func (e *benchEnv) measureToZero(cfg benchConfig, lat time.Duration, start func(
 	t.Helper()
 	before := e.f.Calls()[fakeopenai.OpDeleteServiceAccount]
 	var cpu0 cpuSnap
+	puts0, dels0 := e.barrierOps()
 	if from.IsZero() {
 		cpu0 = cpuSnapshot(e.v)
 		from = time.Now()
@@ -201,7 +153,7 @@ func (e *benchEnv) measureToZero(cfg benchConfig, lat time.Duration, start func(
 		WorkerFloor: float64(cfg.Leases) * lat.Seconds() / vaultRevocationWorkers,
 		DeleteCalls: e.f.Calls()[fakeopenai.OpDeleteServiceAccount] - before,
 		MaxInFlight: int(e.maxInFlight.Load()),
-		CPU:         cpuSnapshot(e.v).since(cpu0, d),
+		CPU:         cpuSnapshot(e.v).since(cpu0, d, 0),
 	}
 	if samples > 0 {
 		r.MeanInFlight = float64(sum) / float64(samples)
@@ -215,6 +167,10 @@ func (e *benchEnv) measureToZero(cfg benchConfig, lat time.Duration, start func(
 			break
 		}
 	}
+	// Counted once Vault holds no leases: its lease deletes come after the
+	// plugin's revoke returns.
+	puts1, dels1 := e.barrierOps()
+	r.BarrierPuts, r.BarrierDels = (puts1-puts0)/float64(cfg.Leases), (dels1-dels0)/float64(cfg.Leases)
 	if r.LeasesLeft != 0 {
 		t.Errorf("%d leases still held by Vault a minute after their accounts were deleted", r.LeasesLeft)
 	}
@@ -233,13 +189,3 @@ func callDelta(before, after map[fakeopenai.Op]int) map[fakeopenai.Op]int {
 	}
 	return d
 }
-
-func pct(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(p*float64(len(sorted)))) - 1
-	return sorted[max(i, 0)]
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -7,11 +7,14 @@
 //
 // smoke_test.go runs it small (make bench-smoke, part of make test); full_test.go
 // (tag bench) runs it at full size into results/ (make bench) and takes CPU
-// profiles (make bench-profile). The parts: config_test.go (sizes and result
-// types); the load runner in run_test.go (the phases of one run), env_test.go
-// (Vault, plugin, fake and clients) and load_test.go (concurrent clients, each
-// measurement); procstats_test.go (CPU and memory from /proc); the report in
-// report_test.go (ratios, targets, bench.md) and plot_test.go (throughput.png).
+// profiles (make bench-profile). The parts: config_test.go (sizes, the cell
+// definitions and result types); the load runner in run_test.go (the phases
+// of one run, repetitions and medians), env_test.go (Vault, plugin, fake,
+// Vault's storage counters), load_test.go (each measurement) and
+// loadgen_test.go, which runs the load generator cmd/loadgen, a separate
+// process, for every request load; procstats_test.go (CPU and memory from
+// /proc); the report in report_test.go (ratios, targets, bench.md) and
+// plot_test.go (throughput.png).
 package bench
 
 import (

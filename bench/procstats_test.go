@@ -19,8 +19,11 @@ import (
 type cpuUse struct {
 	VaultSec  float64 `json:"vault_s"`
 	PluginSec float64 `json:"plugin_s"`
-	BenchSec  float64 `json:"bench_s"`       // this process: clients and the fake
-	Machine   float64 `json:"machine_share"` // the three above ÷ (wall × CPUs)
+	// BenchSec is the test process: it serves the fake (in-process) and
+	// polls; the load comes from the load generator, LoadgenSec.
+	BenchSec   float64 `json:"bench_s"`
+	LoadgenSec float64 `json:"loadgen_s"`
+	Machine    float64 `json:"machine_share"` // the four above ÷ (wall × CPUs)
 	// Busy is the whole machine's busy share (/proc/stat), so CPU taken by
 	// anything else running at the time shows as Busy − Machine.
 	Busy float64 `json:"machine_busy"`
@@ -43,9 +46,11 @@ func cpuSnapshot(v *harness.Vault) cpuSnap {
 	return s
 }
 
-func (s cpuSnap) since(b cpuSnap, wall time.Duration) cpuUse {
-	u := cpuUse{VaultSec: s.vault - b.vault, PluginSec: s.plugin - b.plugin, BenchSec: s.self - b.self}
-	u.Machine = (u.VaultSec + u.PluginSec + u.BenchSec) / (wall.Seconds() * float64(runtime.NumCPU()))
+// since is the CPU used from b to s over wall; loadgen is the load
+// generator's own CPU seconds over the same span (0 if none ran).
+func (s cpuSnap) since(b cpuSnap, wall time.Duration, loadgen float64) cpuUse {
+	u := cpuUse{VaultSec: s.vault - b.vault, PluginSec: s.plugin - b.plugin, BenchSec: s.self - b.self, LoadgenSec: loadgen}
+	u.Machine = (u.VaultSec + u.PluginSec + u.BenchSec + u.LoadgenSec) / (wall.Seconds() * float64(runtime.NumCPU()))
 	if s.total > b.total {
 		u.Busy = (s.busy - b.busy) / (s.total - b.total)
 		u.Steal = (s.steal - b.steal) / (s.total - b.total)

@@ -5,6 +5,7 @@ package bench
 // and expiry runs, and gathers the report.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -13,7 +14,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
-	"github.com/openai/openai-go/v3"
 
 	"github.com/vault-plugin-openai/vault-plugin-openai/e2e/harness"
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
@@ -36,52 +36,51 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 		logf("WARNING: something else is using the CPUs; the figures will be low")
 	}
 
-	// Vault 1: floors and the issue matrix. It is discarded afterwards, which
-	// is cheaper than revoking the thousands of leases the matrix leaves.
+	// Vault 1: floors and the issue matrix, every cell cfg.Reps times,
+	// interleaved (repetition 1 of every cell, then 2, ...) so that a slow
+	// spell of the machine spreads over the cells instead of sinking one.
+	// Within a repetition the cells run by upstream latency, then clients,
+	// so the KV floor and the issue cell of the same clients meet Vault in
+	// the same state (the leases issued so far weigh on its heap and timers).
+	// The Vault is discarded afterwards, which is cheaper than revoking the
+	// thousands of leases the matrix leaves.
 	{
 		e := newBenchEnv(t, rep, harness.VaultOptions{}, true)
-		sdk := sdkClient(e.f)
 		e.f.AddProject(benchFloorProject, "Benchmark floor", "active")
-		var issued, floorCreates int
-		before := e.f.Calls()
-		for li, lat := range cfg.Latencies {
-			e.f.SetFaults(fakeopenai.Faults{Latency: lat})
-			for _, n := range cfg.Concurrency {
-				// The KV floor runs next to the issue cell of the same
-				// clients, so both meet Vault in the same state (the
-				// leases issued so far weigh on its heap and timers).
-				if li == 0 {
-					kvCell := e.runCell("kv_write", 0, n, cfg, func(ctx context.Context, i int64) error {
-						_, err := e.c.Logical().WriteWithContext(ctx, fmt.Sprintf("kv/data/b/%d", i), map[string]any{"data": map[string]any{"v": "x"}})
-						return err
-					})
-					rep.KVFloor = append(rep.KVFloor, kvCell)
-					logf("KV write   c=%-3d %7.1f/s p50 %6.2fms p99 %6.2fms", n, kvCell.PerSecond, kvCell.P50MS, kvCell.P99MS)
+		cells := cellOrder(cfg.Cells)
+		for r := 1; r <= cfg.Reps; r++ {
+			for _, c := range cells {
+				res := e.runCell(c.def, c.lat, c.clients, r, cfg)
+				rep.Runs = append(rep.Runs, res)
+				if c.def.Issues {
+					rep.Calls.IssuedKeys += res.Requests + res.Concurrency - res.Errors
+					for op, n := range res.Calls {
+						if op == fakeopenai.OpCreateServiceAccount {
+							rep.Calls.CreateCalls += n
+						} else {
+							rep.Calls.OtherCallsOnPath[string(op)] += n
+						}
+					}
 				}
-				sdkCell := e.runCell("sdk_create", lat, n, cfg, func(ctx context.Context, i int64) error {
-					_, err := sdk.Admin.Organization.Projects.ServiceAccounts.New(ctx, benchFloorProject,
-						openai.AdminOrganizationProjectServiceAccountNewParams{Name: "floor-" + strconv.FormatInt(i, 10)})
-					return err
-				})
-				rep.SDKFloor = append(rep.SDKFloor, sdkCell)
-				floorCreates += sdkCell.Requests + sdkCell.Concurrency // warm-up included
-
-				cell := e.runCell("issue", lat, n, cfg, e.issueFunc(nil))
-				rep.Issue = append(rep.Issue, cell)
-				issued += cell.Requests - cell.Errors + cell.Concurrency
-				logf("SDK floor  %3dms c=%-3d %7.1f/s p50 %6.2fms | issue %7.1f/s p50 %6.2fms p99 %6.2fms errors %d",
-					lat.Milliseconds(), n, sdkCell.PerSecond, sdkCell.P50MS, cell.PerSecond, cell.P50MS, cell.P99MS, cell.Errors)
+				pr := res.PerRequest
+				logf("rep %d %-15s %3dms c=%-3d %7.1f/s p50 %6.2fms p99 %6.2fms errors %d | CPU ms/req Vault %.3f plugin %.3f loadgen %.3f fake %.3f | barrier puts %.2f deletes %.2f",
+					r, c.def.Op, c.lat.Milliseconds(), c.clients, res.PerSecond, res.P50MS, res.P99MS, res.Errors,
+					pr.VaultCPUMS, pr.PluginCPUMS, pr.LoadgenCPUMS, pr.FakeCPUMS, pr.BarrierPuts, pr.BarrierDels)
 			}
 		}
-		e.f.SetFaults(fakeopenai.Faults{})
-		delta := callDelta(before, e.f.Calls())
-		rep.Calls.IssuedKeys = issued
-		rep.Calls.CreateCalls = delta[fakeopenai.OpCreateServiceAccount] - floorCreates
-		for op, n := range delta {
-			if op != fakeopenai.OpCreateServiceAccount {
-				rep.Calls.OtherCallsOnPath[string(op)] += n
+		for _, c := range cells {
+			m := medianCell(rep.Runs, c.def.Op, int(c.lat.Milliseconds()), c.clients)
+			rep.Cells = append(rep.Cells, m)
+			switch c.def.Op {
+			case opKV:
+				rep.KVFloor = append(rep.KVFloor, m)
+			case opUpstream:
+				rep.SDKFloor = append(rep.SDKFloor, m)
+			case opIssue:
+				rep.Issue = append(rep.Issue, m)
 			}
 		}
+		slices.SortStableFunc(rep.Issue, func(a, b cellResult) int { return cmp.Or(a.LatencyMS-b.LatencyMS, a.Concurrency-b.Concurrency) })
 	}
 	rep.Ratios = ratios(rep)
 
@@ -96,7 +95,7 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 		var revoked int
 
 		for i, lat := range cfg.RevokeLatencies {
-			fill := e.fillLeases(cfg, nil, logf)
+			fill, fillPuts, fillDels := e.fillLeases(cfg, nil, logf)
 			rss, hwm := procMemMB(e.v.PluginPIDs())
 			heap := e.heapMB()
 			if i == 0 {
@@ -110,6 +109,7 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 			logf("%d live leases: plugin VmRSS %.1f MB, VmHWM %.1f MB, heap after GC %.1f MB", cfg.Leases, rss, hwm, heap)
 
 			r := e.revokePrefix(cfg, lat, fill)
+			r.FillBarrierPuts, r.FillBarrierDels = fillPuts, fillDels
 			rep.Revocation = append(rep.Revocation, r)
 			revoked += cfg.Leases
 			logf("revoke-prefix of %d at %dms: %.2fs to zero accounts (%.0f/s; worker floor %.2fs; upstream in flight max %d, mean %.0f)",
@@ -122,7 +122,7 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 		// Mass expiry: every lease gets the TTL that ends it at the same
 		// second, so all of them fall due within one second.
 		expiresAt := time.Now().Add(expiryLead(rep, cfg))
-		fill := e.fillLeases(cfg, &expiresAt, logf)
+		fill, fillPuts, fillDels := e.fillLeases(cfg, &expiresAt, logf)
 		e.f.SetFaults(fakeopenai.Faults{Latency: cfg.ExpiryLatency})
 		r := e.measureToZero(cfg, cfg.ExpiryLatency, func() {
 			if d := time.Until(expiresAt); d > 0 {
@@ -138,6 +138,7 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 			}
 		}, expiresAt)
 		r.Kind, r.FillSeconds = "expiry", fill.Seconds()
+		r.FillBarrierPuts, r.FillBarrierDels = fillPuts, fillDels
 		rep.Revocation = append(rep.Revocation, r)
 		revoked += cfg.Leases
 		logf("mass expiry of %d at %dms: %.2fs from the expiry time to zero accounts", cfg.Leases, cfg.ExpiryLatency.Milliseconds(), r.Seconds)
@@ -170,8 +171,9 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 		lat := slices.Max(cfg.RevokeLatencies)
 		e := newBenchEnv(t, rep, harness.VaultOptions{Env: []string{"VAULT_LEASE_REVOCATION_WORKERS=" + strconv.Itoa(cfg.ProbeWorkers)}}, false)
 		before := e.f.Calls()
-		fill := e.fillLeases(cfg, nil, logf)
+		fill, fillPuts, fillDels := e.fillLeases(cfg, nil, logf)
 		r := e.revokePrefix(cfg, lat, fill)
+		r.FillBarrierPuts, r.FillBarrierDels = fillPuts, fillDels
 		r.Workers = cfg.ProbeWorkers
 		r.WorkerFloor = float64(cfg.Leases) * lat.Seconds() / float64(cfg.ProbeWorkers)
 		rep.Revocation = append(rep.Revocation, r)
@@ -196,15 +198,100 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 	if len(rep.Calls.OtherCallsOnPath) != 0 {
 		t.Errorf("upstream calls other than create and delete on the issue and revoke paths: %v", rep.Calls.OtherCallsOnPath)
 	}
-	for _, cells := range [][]cellResult{rep.KVFloor, rep.SDKFloor, rep.Issue} {
-		for _, c := range cells {
-			if c.Errors > 0 {
-				t.Errorf("%s at %dms, %d clients: %d of %d requests failed, first: %s", c.Op, c.LatencyMS, c.Concurrency, c.Errors, c.Requests, c.FirstError)
-			}
+	for _, c := range rep.Runs {
+		if c.Errors > 0 {
+			t.Errorf("%s at %dms, %d clients, rep %d: %d of %d requests failed, first: %s", c.Op, c.LatencyMS, c.Concurrency, c.Rep, c.Errors, c.Requests, c.FirstError)
 		}
 	}
 	rep.Targets = targets(rep)
 	rep.Notes = benchNotes(rep)
 	rep.WallSeconds = time.Since(start).Seconds()
 	return rep
+}
+
+// cell is one (op, upstream latency, clients) of the matrix.
+type cell struct {
+	def     cellDef
+	lat     time.Duration
+	clients int
+}
+
+// cellOrder lists every cell of defs by upstream latency, then clients, then
+// the order of defs (so at equal clients: KV floor, upstream floor, issue).
+func cellOrder(defs []cellDef) []cell {
+	var out []cell
+	for _, d := range defs {
+		for _, l := range d.Latencies {
+			for _, n := range d.Clients {
+				out = append(out, cell{d, l, n})
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b cell) int {
+		return cmp.Or(cmp.Compare(a.lat, b.lat), cmp.Compare(a.clients, b.clients))
+	})
+	return out
+}
+
+// medianCell is the median over the repetitions of one cell, each figure on
+// its own, with the range of throughput and p50.
+func medianCell(runs []cellResult, op string, latMS, clients int) cellResult {
+	var rs []cellResult
+	for _, r := range runs {
+		if r.Op == op && r.LatencyMS == latMS && r.Concurrency == clients {
+			rs = append(rs, r)
+		}
+	}
+	med := func(f func(cellResult) float64) float64 { return median(pick(rs, f)) }
+	m := cellResult{Op: op, LatencyMS: latMS, Concurrency: clients, Reps: len(rs)}
+	for _, r := range rs {
+		m.Errors += r.Errors
+		if m.FirstError == "" {
+			m.FirstError = r.FirstError
+		}
+	}
+	m.Requests = int(med(func(r cellResult) float64 { return float64(r.Requests) }))
+	m.Seconds = med(func(r cellResult) float64 { return r.Seconds })
+	m.PerSecond = med(func(r cellResult) float64 { return r.PerSecond })
+	m.P50MS = med(func(r cellResult) float64 { return r.P50MS })
+	m.P99MS = med(func(r cellResult) float64 { return r.P99MS })
+	m.MeanMS = med(func(r cellResult) float64 { return r.MeanMS })
+	m.PerSecondMin = slices.Min(pick(rs, func(r cellResult) float64 { return r.PerSecond }))
+	m.PerSecondMax = slices.Max(pick(rs, func(r cellResult) float64 { return r.PerSecond }))
+	m.P50MSMin = slices.Min(pick(rs, func(r cellResult) float64 { return r.P50MS }))
+	m.P50MSMax = slices.Max(pick(rs, func(r cellResult) float64 { return r.P50MS }))
+	m.CPU = cpuUse{
+		VaultSec: med(func(r cellResult) float64 { return r.CPU.VaultSec }), PluginSec: med(func(r cellResult) float64 { return r.CPU.PluginSec }),
+		BenchSec: med(func(r cellResult) float64 { return r.CPU.BenchSec }), LoadgenSec: med(func(r cellResult) float64 { return r.CPU.LoadgenSec }),
+		Machine: med(func(r cellResult) float64 { return r.CPU.Machine }), Busy: med(func(r cellResult) float64 { return r.CPU.Busy }),
+		Steal: med(func(r cellResult) float64 { return r.CPU.Steal }),
+	}
+	m.PerRequest = perRequest{
+		VaultCPUMS: med(func(r cellResult) float64 { return r.PerRequest.VaultCPUMS }), PluginCPUMS: med(func(r cellResult) float64 { return r.PerRequest.PluginCPUMS }),
+		LoadgenCPUMS: med(func(r cellResult) float64 { return r.PerRequest.LoadgenCPUMS }), FakeCPUMS: med(func(r cellResult) float64 { return r.PerRequest.FakeCPUMS }),
+		BarrierPuts: med(func(r cellResult) float64 { return r.PerRequest.BarrierPuts }), BarrierDels: med(func(r cellResult) float64 { return r.PerRequest.BarrierDels }),
+		UpstreamCalls: med(func(r cellResult) float64 { return r.PerRequest.UpstreamCalls }),
+	}
+	return m
+}
+
+func pick(rs []cellResult, f func(cellResult) float64) []float64 {
+	xs := make([]float64, len(rs))
+	for i, r := range rs {
+		xs[i] = f(r)
+	}
+	return xs
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	} else {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
 }

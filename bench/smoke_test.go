@@ -9,16 +9,24 @@ import (
 
 // TestBenchSmoke runs the benchmark small (a few hundred requests) so it keeps
 // working; it asserts correctness (no errors, one upstream call per key, zero
-// accounts left), not speed. BENCH_OUT keeps its report.
+// accounts left), not speed. Every load goes through the load generator, two
+// interleaved repetitions per cell (the full run does three). BENCH_OUT
+// keeps its report.
 func TestBenchSmoke(t *testing.T) {
 	dir := os.Getenv("BENCH_OUT")
 	if dir == "" {
 		dir = t.TempDir()
 	}
+	checkLoadgen(t)
 	rep := runBench(t, benchConfig{
-		Name:            "smoke",
-		Concurrency:     []int{1, 8, 32},
-		Latencies:       []time.Duration{0, 50 * time.Millisecond},
+		Name: "smoke",
+		Cells: []cellDef{
+			kvCells(1, 16),
+			upstreamCells([]time.Duration{0, 50 * time.Millisecond}, 16),
+			issueCells([]time.Duration{0}, 1, 16),
+			issueCells([]time.Duration{50 * time.Millisecond}, 16),
+		},
+		Reps:            2,
 		PerCell:         60,
 		CellMaxDuration: 5 * time.Second,
 		Leases:          200,
@@ -28,6 +36,17 @@ func TestBenchSmoke(t *testing.T) {
 		Contract:        true,
 	})
 	writeReport(t, rep, dir)
+	if len(rep.Runs) != 2*7 || len(rep.Issue) != 3 || len(rep.KVFloor) != 2 || len(rep.SDKFloor) != 2 {
+		t.Errorf("%d runs (want 14), %d issue, %d KV, %d upstream medians (want 3, 2, 2)", len(rep.Runs), len(rep.Issue), len(rep.KVFloor), len(rep.SDKFloor))
+	}
+	for _, c := range rep.Runs {
+		if c.Requests == 0 || c.PerRequest.LoadgenCPUMS <= 0 {
+			t.Errorf("%s at %dms, %d clients, rep %d: %d requests, load generator CPU %.3f ms/request", c.Op, c.LatencyMS, c.Concurrency, c.Rep, c.Requests, c.PerRequest.LoadgenCPUMS)
+		}
+		if c.Op != opUpstream && c.PerRequest.BarrierPuts <= 0 {
+			t.Errorf("%s at %dms, %d clients, rep %d: no barrier puts counted", c.Op, c.LatencyMS, c.Concurrency, c.Rep)
+		}
+	}
 	for _, r := range rep.Revocation {
 		if r.LeasesLeft != 0 || r.DeleteCalls != r.Leases {
 			t.Errorf("%s at %dms: %d leases left, %d delete calls for %d leases", r.Kind, r.LatencyMS, r.LeasesLeft, r.DeleteCalls, r.Leases)

@@ -30,8 +30,10 @@ var suite struct {
 
 func TestMain(m *testing.M) {
 	// A race-enabled test binary builds a race-enabled plugin: the harness then fails
-	// any test whose Vault log shows the plugin reporting a data race.
-	harness.Main(m, "..", harness.Build{Race: raceEnabled}, func() {
+	// any test whose Vault log shows the plugin reporting a data race. Tag
+	// crashpoints adds the stopping points crash_points_test.go kills Vault at;
+	// they do nothing unless a test sets OPENAI_PLUGIN_CRASHPOINT.
+	harness.Main(m, "..", harness.Build{Race: raceEnabled, Tags: "crashpoints"}, func() {
 		s := &harness.Suite
 		suite.vaultBin, suite.repoRoot, suite.pluginDir = s.VaultBin, s.RepoRoot, s.PluginDir
 		suite.pluginPath, suite.pluginSHA, suite.version = s.PluginPath, s.PluginSHA, s.Version

@@ -102,6 +102,74 @@ func TestContractRejectsDrift(t *testing.T) {
 		}(),
 		"admin key expiry too long": withBody(do("POST", "/v1/organization/admin_api_keys", `{"name":"k"}`), `{"name":"k","expires_in_seconds":31536001}`),
 	}
+	// The key and inference operations, hand-written contract included.
+	bare := do("POST", "/v1/organization/projects/"+ProjectActive+"/service_accounts", `{"name":"b","create_service_account_only":true}`)
+	var bareM map[string]any
+	_ = json.Unmarshal(bare.body, &bareM)
+	keysPath := "/v1/organization/projects/" + ProjectActive + "/service_accounts/" + bareM["id"].(string) + "/api_keys"
+	keyCreate := do("POST", keysPath, `{"scopes":["api.model.read"],"expires_in_seconds":60}`)
+	var keyM map[string]any
+	_ = json.Unmarshal(keyCreate.body, &keyM)
+	keyPath := "/v1/organization/projects/" + ProjectActive + "/api_keys/" + keyM["id"].(string)
+	update := do("POST", keyPath, `{"expires_in_seconds":120}`)
+	// Inference needs the key's value; the admin key is refused.
+	modelsReq := func() exchange {
+		req := httptest.NewRequest("GET", "http://fake/v1/models", nil)
+		req.Header.Set("Authorization", "Bearer "+keyM["value"].(string))
+		rec := httptest.NewRecorder()
+		fake.ServeHTTP(rec, req)
+		return exchange{req: req, status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+	}()
+	respReq := func() exchange {
+		// The scoped key lacks api.responses.write: use an unscoped one.
+		full := do("POST", keysPath, `{}`)
+		var fm map[string]any
+		_ = json.Unmarshal(full.body, &fm)
+		body := `{"model":"m","input":"hi"}`
+		req := httptest.NewRequest("POST", "http://fake/v1/responses", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+fm["value"].(string))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		fake.ServeHTTP(rec, req)
+		req = httptest.NewRequest("POST", "http://fake/v1/responses", nil)
+		req.Header.Set("Authorization", "Bearer "+fm["value"].(string))
+		req.Header.Set("Content-Type", "application/json")
+		return exchange{req: req, reqBody: []byte(body), status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+	}()
+	for name, x := range map[string]exchange{"key create": keyCreate, "key update": update, "models": modelsReq, "responses": respReq} {
+		if x.status != 200 {
+			t.Fatalf("%s: genuine exchange answered %d: %s", name, x.status, scrub(string(x.body)))
+		}
+		if _, reqErrs, respErrs := c.check(x); len(reqErrs)+len(respErrs) != 0 {
+			t.Fatalf("%s: genuine exchange rejected: %s %s", name, scrub(reqErrs), scrub(respErrs))
+		}
+	}
+	for name, x := range map[string]exchange{
+		"key create answer without value":           edit(keyCreate, func(m map[string]any) { delete(m, "value") }),
+		"key create answer with scopes":             edit(keyCreate, func(m map[string]any) { m["scopes"] = []string{"x"} }),
+		"key create request with a misspelt expiry": withBody(keyCreate, `{"expires_in":60}`),
+		"key create request scopes not an array":    withBody(keyCreate, `{"scopes":"api.model.read"}`),
+		"key create request with an empty scope":    withBody(keyCreate, `{"scopes":[""]}`),
+		"update answer carrying the value":          edit(update, func(m map[string]any) { m["value"] = "sk-svcacct-x" }),
+		"update answer without owner":               edit(update, func(m map[string]any) { delete(m, "owner") }),
+		"update answer expires_at a string":         edit(update, func(m map[string]any) { m["expires_at"] = "later" }),
+		"update request empty":                      withBody(update, `{}`),
+		"update request with a name":                withBody(update, `{"name":"x","scopes":[]}`),
+		"update request expiry null":                withBody(update, `{"expires_in_seconds":null}`),
+		"update request scopes with whitespace":     withBody(update, `{"scopes":["a b"]}`),
+		"models item without owned_by": edit(modelsReq, func(m map[string]any) {
+			delete(m["data"].([]any)[0].(map[string]any), "owned_by")
+		}),
+		"responses answer without tools":         edit(respReq, func(m map[string]any) { delete(m, "tools") }),
+		"responses answer with an unknown field": edit(respReq, func(m map[string]any) { m["outputs"] = []any{} }),
+		"responses answer text content lacks text": edit(respReq, func(m map[string]any) {
+			delete(m["output"].([]any)[0].(map[string]any)["content"].([]any)[0].(map[string]any), "text")
+		}),
+		"responses request without input": withBody(respReq, `{"model":"m"}`),
+	} {
+		cases[name] = x
+	}
+
 	for name, x := range cases {
 		t.Run(name, func(t *testing.T) {
 			if _, reqErrs, respErrs := c.check(x); len(reqErrs)+len(respErrs) == 0 {

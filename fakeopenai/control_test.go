@@ -36,6 +36,16 @@ func TestControlEndpoints(t *testing.T) {
 		t.Fatal("/_fake/accounts exposes a key value")
 	}
 
+	code, body = control(t, s, "GET", "/_fake/keys", "")
+	var keys []KeyInfo
+	if err := json.Unmarshal(body, &keys); err != nil || code != 200 || len(keys) != 2 || keys[0].ID != accts[0].KeyID ||
+		keys[0].AccountID != id || keys[0].ExpiresAt != accts[0].KeyExpiresAt || keys[0].Scopes == nil {
+		t.Fatalf("keys: %d %s", code, body)
+	}
+	if strings.Contains(string(body), "sk-") {
+		t.Fatal("/_fake/keys exposes a key value")
+	}
+
 	// No violation yet: an empty array, not null.
 	if code, body := control(t, s, "GET", "/_fake/violations", ""); code != 200 || strings.TrimSpace(string(body)) != "[]" {
 		t.Fatalf("violations: %d %s", code, body)

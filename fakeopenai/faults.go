@@ -32,6 +32,12 @@ type FaultRule struct {
 	// provided: sk-admi*****abcd"), so tests set a key-shaped message to prove
 	// the client never lets upstream text carry a key into logs.
 	Message string
+	// OnFire, if set, is called (in the request's goroutine, before the
+	// fault takes effect) each time the rule fires, with the operation it
+	// fired on. With FaultHold on OpCreateServiceAccountKey, a test learns
+	// the exact moment the second call of a scoped issue has arrived, and
+	// can kill the client there.
+	OnFire func(Op)
 }
 
 // FaultKind is what a FaultRule does to a request.

@@ -35,6 +35,13 @@ var fakeModels = []modelJSON{
 // permissions"). api.all.read grants every "*.read" scope. Nothing else is
 // implied: which scopes imply which others is unconfirmed, and the strict
 // reading is the exact name.
+//
+// UNCONFIRMED: a bare account (create_service_account_only) has role "none",
+// "without default roles" (openai-go v3.96.0), and scopes "never grant more"
+// than the owner has (ADMIN-API.md). Whether a key of a role-none account
+// may call anything at all is not documented; the fake lets the key's scopes
+// decide, as issue 14's design assumes. If OpenAI refuses such keys, the
+// engine's scoped issue would need a role grant the fake does not model.
 func (k *saKey) allows(scope string) bool {
 	if len(k.scopes) == 0 || slices.Contains(k.scopes, scope) {
 		return true

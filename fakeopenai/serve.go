@@ -70,6 +70,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rule, fired := s.pickFault(op); fired {
 		s.logf("%s %s op=%s fault=%s", r.Method, r.URL.Path, op, rule.Kind)
+		if rule.OnFire != nil {
+			rule.OnFire(op)
+		}
 		switch rule.Kind {
 		case FaultDrop:
 			noAnswer()

@@ -1,7 +1,11 @@
 // Package fakeopenai is an in-memory, stateful stand-in for the part of the
 // OpenAI Admin API that the secrets engine uses (projects, project service
-// accounts and their keys, admin API keys), with fault injection so tests can
-// reproduce rate limiting, outages and lost responses deterministically.
+// accounts and their keys, the project's API keys, admin API keys), with fault
+// injection so tests can reproduce rate limiting, outages and lost responses
+// deterministically. It also serves GET /v1/models and POST /v1/responses,
+// minimally, to the service-account keys it issued, enforcing what OpenAI
+// enforces: a live key (not expired, deleted or revoked; never an admin key)
+// whose scopes allow the call (inference.go).
 //
 // The wire shapes follow OpenAI's published OpenAPI description (the relevant
 // part is embedded from openapi/); where that description and the official Go

@@ -3,6 +3,7 @@
 //
 //	fake-openai [-addr 127.0.0.1:0] [-addr-file PATH] [-latency 0] [-v]
 //	fake-openai accounts -url http://127.0.0.1:PORT/v1
+//	fake-openai keys -url http://127.0.0.1:PORT/v1
 //
 // The admin key comes from FAKE_OPENAI_ADMIN_KEY (else a random one is made);
 // only its id is ever printed.
@@ -29,9 +30,13 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "accounts" {
-		if err := accountsCmd(os.Args[2:], os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "fake-openai accounts:", err)
+	if len(os.Args) > 1 && (os.Args[1] == "accounts" || os.Args[1] == "keys") {
+		cmd := accountsCmd
+		if os.Args[1] == "keys" {
+			cmd = keysCmd
+		}
+		if err := cmd(os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "fake-openai %s: %v\n", os.Args[1], err)
 			os.Exit(1)
 		}
 		return
@@ -108,34 +113,73 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 // accountsCmd prints the fake's live service accounts as a table.
 func accountsCmd(args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("accounts", flag.ContinueOnError)
-	url := fs.String("url", "", "the fake's base URL, as written to -addr-file (http://HOST:PORT/v1)")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	if err := fs.Parse(args); err != nil {
+	var accts []fakeopenai.Account
+	asJSON, err := fetchControl("accounts", args, &accts)
+	if err != nil {
 		return err
 	}
+	return printAccounts(out, accts, asJSON)
+}
+
+// keysCmd prints the fake's live service-account keys (never their values).
+func keysCmd(args []string, out io.Writer) error {
+	var keys []fakeopenai.KeyInfo
+	asJSON, err := fetchControl("keys", args, &keys)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(keys)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROJECT\tSERVICE ACCOUNT\tKEY ID\tNAME\tSCOPES\tEXPIRES")
+	for _, k := range keys {
+		exp := "never"
+		if k.ExpiresAt != 0 {
+			exp = time.Unix(k.ExpiresAt, 0).UTC().Format(time.RFC3339)
+			if k.Expired {
+				exp += " (expired)"
+			}
+		}
+		scopes := "all"
+		if len(k.Scopes) > 0 {
+			scopes = strings.Join(k.Scopes, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ProjectID, k.AccountID, k.ID, k.Name, scopes, exp)
+	}
+	fmt.Fprintf(tw, "%d live key(s)\n", len(keys))
+	return tw.Flush()
+}
+
+// fetchControl parses a subcommand's flags (-url, -json) and decodes GET
+// /_fake/<what> into v; it reports whether -json was given.
+func fetchControl(what string, args []string, v any) (asJSON bool, err error) {
+	fs := flag.NewFlagSet(what, flag.ContinueOnError)
+	url := fs.String("url", "", "the fake's base URL, as written to -addr-file (http://HOST:PORT/v1)")
+	jsonFlag := fs.Bool("json", false, "print JSON instead of a table")
+	if err := fs.Parse(args); err != nil {
+		return false, err
+	}
 	if *url == "" {
-		return errors.New("-url is required")
+		return false, errors.New("-url is required")
 	}
 	root := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(*url), "/"), "/v1")
 	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Get(root + "/_fake/accounts")
+	resp, err := client.Get(root + "/_fake/" + what)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /_fake/accounts: %s", resp.Status)
+		return false, fmt.Errorf("GET /_fake/%s: %s", what, resp.Status)
 	}
-	var accts []fakeopenai.Account
-	if err := json.Unmarshal(body, &accts); err != nil {
-		return err
-	}
-	return printAccounts(out, accts, *asJSON)
+	return *jsonFlag, json.Unmarshal(body, v)
 }
 
 func printAccounts(out io.Writer, accts []fakeopenai.Account, asJSON bool) error {

@@ -132,3 +132,35 @@ func TestServe(t *testing.T) {
 		t.Fatal("the binary printed a key value")
 	}
 }
+
+func TestKeysCommand(t *testing.T) {
+	fake := fakeopenai.New(fakeopenai.Options{})
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	fake.FailOnViolations(t)
+	id := createAccount(t, srv.URL+"/v1", fake.AdminKey(), "lease-k")
+	keyIDs := fake.AccountKeyIDs(fakeopenai.ProjectActive, id)
+	if len(keyIDs) != 1 {
+		t.Fatalf("key ids = %q", keyIDs)
+	}
+	var out bytes.Buffer
+	if err := keysCmd([]string{"-url", srv.URL + "/v1"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	if !strings.Contains(text, "SCOPES") || !strings.Contains(text, keyIDs[0]) || !strings.Contains(text, id) ||
+		!strings.Contains(text, " all ") || !strings.Contains(text, "1 live key(s)") || strings.Contains(text, "sk-") {
+		t.Fatalf("table:\n%s", text)
+	}
+	out.Reset()
+	if err := keysCmd([]string{"-url", srv.URL, "-json"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var keys []fakeopenai.KeyInfo
+	if err := json.Unmarshal(out.Bytes(), &keys); err != nil || len(keys) != 1 || keys[0].ID != keyIDs[0] {
+		t.Fatalf("json: %s", out.String())
+	}
+	if err := keysCmd(nil, &out); err == nil {
+		t.Fatal("missing -url accepted")
+	}
+}
