@@ -69,8 +69,9 @@ bench:
 	cd bench && VAULT_BIN="$$(../scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
 		$(GO) test -tags bench -count=1 -timeout 20m -run '^TestBench$$' -v .
 
-# The same benchmark with a few hundred requests (~1 min); checks it works
-# (report and plot included), not speed. Its output goes to a temporary directory.
+# The same benchmark with a few dozen requests per cell (20-35 s), after a check
+# of the load generator itself; checks it works (report and plot included), not
+# speed. Its output goes to a temporary directory.
 bench-smoke:
 	cd bench && VAULT_BIN="$$(../scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
 		$(GO) test -count=1 -timeout 5m -run '^TestBenchSmoke$$' -v .

@@ -49,7 +49,7 @@ func (b *backend) moveKeyExpiry(ctx context.Context, s logical.Storage, key apiK
 	// The config the client was built from: no storage read for the grace.
 	client, cfg, err := b.cachedConfig(ctx, s)
 	if err != nil {
-		return err
+		return fmt.Errorf("renew: the key's OpenAI-side expiry follows its lease and cannot be moved, so the lease is not extended: %w", err)
 	}
 	now := time.Now()
 	target := now.Add(ttl + cfg.expiryGrace())
