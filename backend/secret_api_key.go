@@ -243,8 +243,9 @@ func revokeCause(s *logical.Secret, renewedEnd time.Time, now time.Time) string 
 // Entries leave at revocation; one whose lease vanished otherwise (forced
 // revocation) is dropped after maxKeyLifetime.
 type leaseEnds struct {
-	mu   sync.Mutex
-	ends map[string]time.Time // service account id -> lease end
+	mu    sync.Mutex
+	ends  map[string]time.Time // service account id -> lease end
+	swept int                  // len(ends) after the last sweep
 }
 
 func (l *leaseEnds) set(id string, end time.Time) {
@@ -253,11 +254,16 @@ func (l *leaseEnds) set(id string, end time.Time) {
 	if l.ends == nil {
 		l.ends = map[string]time.Time{}
 	}
-	now := time.Now()
-	for k, e := range l.ends {
-		if now.Sub(e) > maxKeyLifetime {
-			delete(l.ends, k)
+	// Sweep only when the map has doubled since the last sweep, so a
+	// renewal costs amortised constant time.
+	if len(l.ends) >= 2*l.swept+1024 {
+		now := time.Now()
+		for k, e := range l.ends {
+			if now.Sub(e) > maxKeyLifetime {
+				delete(l.ends, k)
+			}
 		}
+		l.swept = len(l.ends)
 	}
 	l.ends[id] = end
 }
