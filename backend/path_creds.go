@@ -198,8 +198,8 @@ func effectiveMaxTTL(mountMax, roleMax time.Duration) time.Duration {
 	return maxTTL
 }
 
-// createServiceAccount makes the one upstream call of an issue, guarded by a
-// WAL entry written first: if the process dies, or the response is lost after
+// createServiceAccount makes the upstream calls of an issue (one, or two
+// with scopes: scoped_create.go), guarded by a WAL entry written first: if the process dies, or the response is lost after
 // OpenAI created the account, rollback finds the account by the unique token
 // in its name and deletes it. base is the template's part of the name.
 // The returned record is the key's ledger entry, written committed.

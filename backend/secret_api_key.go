@@ -26,7 +26,7 @@ type apiKeyInternal struct {
 	// (key_expiry.go); never set on leases issued before it existed.
 	ExpiryFollowsLease bool
 	// KeyExpiryCap (Unix seconds) is the latest expiry the key may be given:
-	// its creation plus the lease's maximum lifetime.
+	// the start of its issue plus the lease's maximum lifetime.
 	KeyExpiryCap int64
 }
 
