@@ -365,3 +365,40 @@ func TestLedger_RevokeWritesOnce(t *testing.T) {
 		t.Fatalf("revoke made %d puts and %d deletes, want 1 and 0", p, d)
 	}
 }
+
+// Vault passes a revocation the lease's issue time and TTL, not its last
+// renewal: a renewal seen by this process moves the end the cause is
+// judged by, so revoking a renewed lease after its first TTL is a revoke.
+func TestLedger_RevokeAfterARenewalIsNotAnExpiry(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	e.writeRole("app", map[string]interface{}{"ttl": "1h", "max_ttl": "3h"})
+	resp := e.issue("app", nil)
+	issued := time.Now().Add(-70 * time.Minute)
+	s := *resp.Secret
+	if _, err := e.renew(&s, issued, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	e.revokeLease(resp, issued, time.Hour, "")
+	if d := e.ledgerRead(keyID(resp)); d["revoked_by"] != revokedByRevoke {
+		t.Fatalf("revoked_by %v, want revoke", d["revoked_by"])
+	}
+
+	now := time.Now()
+	for _, c := range []struct {
+		issued time.Time
+		ttl    time.Duration
+		want   string
+	}{
+		{now, time.Hour, revokedByRevoke},
+		{now.Add(-time.Hour), time.Hour, revokedByExpiry},
+		{now.Add(-time.Hour + time.Second), time.Hour, revokedByExpiry}, // within the tolerance
+		{now.Add(-time.Hour + 10*time.Second), time.Hour, revokedByRevoke},
+		{time.Time{}, time.Hour, revokedByRevoke},
+	} {
+		sec := &logical.Secret{LeaseOptions: logical.LeaseOptions{TTL: c.ttl, IssueTime: c.issued}}
+		if got := revokeCause(sec, time.Time{}, now); got != c.want {
+			t.Errorf("issued %v ttl %v: %s, want %s", now.Sub(c.issued), c.ttl, got, c.want)
+		}
+	}
+}

@@ -69,6 +69,10 @@ a lease is revoked or expires.
 
 A 401 or 403 from OpenAI means the engine's admin key is rejected: the error
 says so and names config; the requester cannot fix it.
+
+Every issued key gets an entry in the issuance ledger (keys/<api_key_id>):
+the requesting token's display name and entity id, this request's id, the
+key's ids, scopes, SHA-256 and last 4 characters; never the key itself.
 `
 
 func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
