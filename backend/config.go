@@ -61,6 +61,9 @@ type openaiConfig struct {
 
 	// MaxLiveKeys caps the mount's live keys; 0 is unlimited (config_live_keys.go).
 	MaxLiveKeys int `json:"max_live_keys,omitempty"`
+
+	// ExpiryGrace is expiry_grace; 0 means defaultExpiryGrace (config_expiry.go).
+	ExpiryGrace time.Duration `json:"expiry_grace,omitempty"`
 }
 
 // clientSettings is what every client built from this config uses (issue,

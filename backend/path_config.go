@@ -89,6 +89,7 @@ func pathConfig(b *backend) *framework.Path {
 	addConfigGuardFields(p.Fields)
 	addTidyConfigFields(p.Fields)
 	addLiveKeysConfigFields(p.Fields)
+	addExpiryConfigFields(p.Fields)
 	addRetryConfigFields(p.Fields)
 	return p
 }
@@ -111,6 +112,9 @@ pending deletion.
 Rotation deletes the old key at OpenAI. A key you supplied may be shared with
 another mount, cluster or tool: set delete_supplied_key_on_rotate=false to
 keep it (keys the engine created itself are always deleted).
+
+expiry_grace (default 5m) is how long past its lease's current end a key of
+a role with expiry_follows_lease stays valid at OpenAI.
 
 Changing base_url or organization_id, or writing an admin key that cannot see
 the projects of keys this mount issued, is refused while such keys are live
@@ -153,6 +157,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	addSuppliedKeyData(cfg, data)
 	addTidyConfigData(cfg, data)
 	addLiveKeysConfigData(cfg, data)
+	addExpiryConfigData(cfg, data)
 	addRetryConfigData(cfg, data)
 	return &logical.Response{Data: data}, nil
 }
@@ -238,6 +243,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		return resp, nil
 	}
 	if resp := parseLiveKeysConfig(cfg, d); resp != nil {
+		return resp, nil
+	}
+	if resp := parseExpiryConfig(cfg, d); resp != nil {
 		return resp, nil
 	}
 	if resp := parseRetryConfig(cfg, d); resp != nil {

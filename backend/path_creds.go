@@ -29,6 +29,11 @@ func pathCreds(b *backend) *framework.Path {
 				Description:  "Requested lease TTL; capped at the role's max_ttl (the response warns when it is).",
 				DisplayAttrs: &framework.DisplayAttributes{Name: "TTL"},
 			},
+			"scopes": {
+				Type: framework.TypeCommaStringSlice,
+				Description: "Narrow the key to these of the role's scopes: a non-empty subset of them. " +
+					"Without it the key carries all of the role's scopes. Refused for a role without scopes.",
+			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation:   &framework.PathOperation{Callback: b.pathCredsIssue},
@@ -43,8 +48,15 @@ const pathCredsHelp = `
 Each read creates a new OpenAI project service account and returns its API
 key (api_key) on a renewable lease. Revoking the lease, or letting it expire,
 deletes the service account and with it the key. The key also carries an
-OpenAI-side expiry equal to the lease's maximum lifetime, so it dies on time
-even if Vault cannot revoke it.
+OpenAI-side expiry: its lease's current end plus config's expiry_grace, moved
+on each renewal (role expiry_follows_lease, the default), or else the lease's
+maximum lifetime; so it dies on time even if Vault cannot revoke it.
+
+A role with scopes issues keys restricted to them (two OpenAI calls: a bare
+account, then its scoped key; one call without scopes). The request's scopes
+narrow them to a non-empty subset of the role's; a role without scopes
+refuses scopes in a request. The response lists the key's scopes (empty: all
+permissions of the account).
 
 The account is named by the role's name_template followed by "-" and a
 12-character random token the engine appends (for example
@@ -88,6 +100,13 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	if err != nil {
 		return nil, err
 	}
+	rawScopes, scopesGiven := d.GetOk("scopes")
+	requestedScopes, _ := rawScopes.([]string)
+	scopes, scopeResp := narrowScopes(roleName, role.Scopes, requestedScopes, scopesGiven)
+	if scopeResp != nil {
+		return scopeResp, nil
+	}
+	spec := keySpec{Scopes: scopes, ExpiresIn: issueKeyLifetime(role.expiryFollowsLease(), ttl, maxTTL, cfg.expiryGrace())}
 
 	if tmplErr != nil {
 		return logical.ErrorResponse("name_template of role %q: %s", roleName, tmplErr), nil
@@ -104,9 +123,11 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	// Released unless the account's record was written (commitCreate).
 	defer res.release()
 
-	sa, err := b.createServiceAccount(ctx, req.Storage, client, role.ProjectID, roleName, base, maxTTL, res)
+	// No key expiry may pass this, renewals included (key_expiry.go).
+	keyExpiryCap := time.Now().Add(maxTTL).Unix()
+	sa, err := b.createServiceAccount(ctx, req.Storage, client, role.ProjectID, roleName, base, maxTTL, spec, res)
 	if fresh := b.clientAfterAuthFailure(ctx, req.Storage, client, err); fresh != nil {
-		sa, err = b.createServiceAccount(ctx, req.Storage, fresh, role.ProjectID, roleName, base, maxTTL, res)
+		sa, err = b.createServiceAccount(ctx, req.Storage, fresh, role.ProjectID, roleName, base, maxTTL, spec, res)
 	}
 	switch {
 	case isAuthError(err):
@@ -128,13 +149,16 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 			"service_account_id":   sa.ID,
 			"service_account_name": sa.Name,
 			"project_id":           role.ProjectID,
+			"scopes":               append([]string{}, scopes...),
 		},
 		apiKeyInternal{
-			ServiceAccountID: sa.ID,
-			ProjectID:        role.ProjectID,
-			APIKeyID:         sa.KeyID,
-			Role:             roleName,
-			MaxTTLSeconds:    int64(maxTTL.Seconds()),
+			ServiceAccountID:   sa.ID,
+			ProjectID:          role.ProjectID,
+			APIKeyID:           sa.KeyID,
+			Role:               roleName,
+			MaxTTLSeconds:      int64(maxTTL.Seconds()),
+			ExpiryFollowsLease: role.expiryFollowsLease() && sa.KeyID != "",
+			KeyExpiryCap:       keyExpiryCap,
 		}.toMap(),
 	)
 	resp.Secret.TTL = ttl
@@ -162,7 +186,7 @@ func effectiveMaxTTL(mountMax, roleMax time.Duration) time.Duration {
 // WAL entry written first: if the process dies, or the response is lost after
 // OpenAI created the account, rollback finds the account by the unique token
 // in its name and deletes it. base is the template's part of the name.
-func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, client adminClient, projectID, roleName, base string, lifetime time.Duration, res *liveKeyReservation) (*serviceAccountKey, error) {
+func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, client adminClient, projectID, roleName, base string, lifetime time.Duration, spec keySpec, res *liveKeyReservation) (*serviceAccountKey, error) {
 	name, token, err := uniqueName(base)
 	if err != nil {
 		return nil, err
@@ -185,7 +209,7 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 	// the request's own deadline: the client bounds it by retry_budget plus
 	// one request_timeout, and this caps it below the rollback age too.
 	cctx, cancel := context.WithTimeout(ctx, b.createTimeLimit())
-	sa, err := client.CreateServiceAccount(cctx, projectID, name, int64(lifetime.Seconds()))
+	sa, err := b.createAccountWithKey(cctx, ctx, client, projectID, name, spec)
 	cancel()
 	crashpoint(b.Logger(), "issue.after_create")
 	if err != nil {

@@ -21,16 +21,27 @@ type apiKeyInternal struct {
 	APIKeyID         string
 	Role             string
 	MaxTTLSeconds    int64
+	// ExpiryFollowsLease: renewing moves the key's OpenAI-side expiry
+	// (key_expiry.go); never set on leases issued before it existed.
+	ExpiryFollowsLease bool
+	// KeyExpiryCap (Unix seconds) is the latest expiry the key may be given:
+	// its creation plus the lease's maximum lifetime.
+	KeyExpiryCap int64
 }
 
 func (k apiKeyInternal) toMap() map[string]interface{} {
-	return map[string]interface{}{
+	m := map[string]interface{}{
 		"service_account_id": k.ServiceAccountID,
 		"project_id":         k.ProjectID,
 		"api_key_id":         k.APIKeyID,
 		"role":               k.Role,
 		"max_ttl":            k.MaxTTLSeconds,
 	}
+	if k.ExpiryFollowsLease {
+		m["expiry_follows_lease"] = true
+		m["key_expiry_cap"] = k.KeyExpiryCap
+	}
+	return m
 }
 
 // decodeAPIKeyInternal reads a lease's internal data tolerantly: numbers may
@@ -44,16 +55,9 @@ func decodeAPIKeyInternal(m map[string]interface{}) (apiKeyInternal, error) {
 		APIKeyID:         str("api_key_id"),
 		Role:             str("role"),
 	}
-	switch v := m["max_ttl"].(type) {
-	case int64:
-		k.MaxTTLSeconds = v
-	case int:
-		k.MaxTTLSeconds = int64(v)
-	case float64:
-		k.MaxTTLSeconds = int64(v)
-	case fmt.Stringer: // json.Number
-		k.MaxTTLSeconds, _ = strconv.ParseInt(v.String(), 10, 64)
-	}
+	k.MaxTTLSeconds = int64Of(m["max_ttl"])
+	k.ExpiryFollowsLease, _ = m["expiry_follows_lease"].(bool)
+	k.KeyExpiryCap = int64Of(m["key_expiry_cap"])
 	if k.ServiceAccountID == "" || k.ProjectID == "" {
 		return k, errors.New("lease internal data lacks service_account_id or project_id")
 	}
@@ -61,6 +65,22 @@ func decodeAPIKeyInternal(m map[string]interface{}) (apiKeyInternal, error) {
 		return k, errors.New("lease internal data holds a malformed project or service account id")
 	}
 	return k, nil
+}
+
+// int64Of reads a number however a storage round trip left it; 0 if absent.
+func int64Of(v interface{}) int64 {
+	switch v := v.(type) {
+	case int64:
+		return v
+	case int:
+		return int64(v)
+	case float64:
+		return int64(v)
+	case fmt.Stringer: // json.Number
+		n, _ := strconv.ParseInt(v.String(), 10, 64)
+		return n
+	}
+	return 0
 }
 
 func secretAPIKey(b *backend) *framework.Secret {
@@ -79,14 +99,19 @@ func secretAPIKey(b *backend) *framework.Secret {
 				Type:        framework.TypeString,
 				Description: "The project service account that owns the key; deleted on revocation.",
 			},
+			"scopes": {
+				Type:        framework.TypeCommaStringSlice,
+				Description: "The key's OpenAI scopes; empty means all permissions of its service account.",
+			},
 		},
 		Renew:  b.secretAPIKeyRenew,
 		Revoke: b.secretAPIKeyRevoke,
 	}
 }
 
-// secretAPIKeyRenew extends a lease within the max lifetime fixed at issue,
-// which is also the key's expiry at OpenAI; a role since tightened applies.
+// secretAPIKeyRenew extends a lease within the max lifetime fixed at issue
+// (a role since tightened applies). A lease whose key follows it first moves
+// the key's OpenAI-side expiry (key_expiry.go); others make no call.
 func (b *backend) secretAPIKeyRenew(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	key, err := decodeAPIKeyInternal(req.Secret.InternalData)
 	if err != nil {
@@ -113,6 +138,11 @@ func (b *backend) secretAPIKeyRenew(ctx context.Context, req *logical.Request, _
 	ttl, _, err := framework.CalculateTTL(b.System(), req.Secret.Increment, roleTTL, 0, maxTTL, 0, req.Secret.IssueTime)
 	if err != nil {
 		return nil, err
+	}
+	if key.followsLease() {
+		if err := b.moveKeyExpiry(ctx, req.Storage, key, ttl); err != nil {
+			return nil, err
+		}
 	}
 	resp := &logical.Response{Secret: req.Secret}
 	resp.Secret.TTL = ttl
