@@ -58,6 +58,8 @@ type openaiConfig struct {
 
 	// TidyInterval is nil for configs written before it existed (config_tidy.go).
 	TidyInterval *time.Duration `json:"tidy_interval,omitempty"`
+	// LedgerRetention is nil until written (config_ledger.go).
+	LedgerRetention *time.Duration `json:"ledger_retention,omitempty"`
 
 	// MaxLiveKeys caps the mount's live keys; 0 is unlimited (config_live_keys.go).
 	MaxLiveKeys int `json:"max_live_keys,omitempty"`

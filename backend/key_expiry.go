@@ -45,7 +45,7 @@ func (k apiKeyInternal) followsLease() bool {
 // the expiry it had (a failed attempt that OpenAI applied nonetheless set
 // an expiry for a lease end that is not granted: still within the cap, and
 // the lease's own end still revokes the account).
-func (b *backend) moveKeyExpiry(ctx context.Context, s logical.Storage, key apiKeyInternal, ttl time.Duration) error {
+func (b *backend) moveKeyExpiry(ctx context.Context, s logical.Storage, key apiKeyInternal, ttl time.Duration, leaseID string) error {
 	// The config the client was built from: no storage read for the grace.
 	client, cfg, err := b.cachedConfig(ctx, s)
 	if err != nil {
@@ -78,7 +78,7 @@ func (b *backend) moveKeyExpiry(ctx context.Context, s logical.Storage, key apiK
 	if st != nil && st.ExpiresAt > 0 {
 		expiresAt = st.ExpiresAt
 	}
-	if err := recordKeyExpiry(ctx, s, key.ServiceAccountID, expiresAt); err != nil {
+	if err := b.recordKeyExpiry(ctx, s, key.ServiceAccountID, expiresAt, leaseID); err != nil {
 		return fmt.Errorf("renew: the key's expiry moved at OpenAI but the account record was not updated, so the lease is not extended: %w", err)
 	}
 	return nil
@@ -86,12 +86,16 @@ func (b *backend) moveKeyExpiry(ctx context.Context, s logical.Storage, key apiK
 
 // recordKeyExpiry writes a moved key expiry to the account's record. A
 // missing record (a lease from before records, or one revoked meanwhile) is
-// left missing: writing it would resurrect a revoked account's record.
-func recordKeyExpiry(ctx context.Context, s logical.Storage, saID string, expiresAt int64) error {
+// left missing: writing it would resurrect a revoked account's record. The
+// same write records the lease's id when the ledger lacks it (ledger.go).
+func (b *backend) recordKeyExpiry(ctx context.Context, s logical.Storage, saID string, expiresAt int64, leaseID string) error {
 	r, err := getAccountRecord(ctx, s, saID)
-	if err != nil || r == nil || r.KeyExpiresAt == expiresAt {
+	if err != nil || r == nil || (r.KeyExpiresAt == expiresAt && (leaseID == "" || r.LeaseID != "")) {
 		return err
 	}
 	r.KeyExpiresAt = expiresAt
-	return putAccountRecord(ctx, s, r)
+	if r.LeaseID == "" {
+		r.LeaseID = leaseID
+	}
+	return b.putRecord(ctx, s, r)
 }

@@ -88,6 +88,7 @@ func pathConfig(b *backend) *framework.Path {
 	addSuppliedKeyFields(p.Fields)
 	addConfigGuardFields(p.Fields)
 	addTidyConfigFields(p.Fields)
+	addLedgerConfigFields(p.Fields)
 	addLiveKeysConfigFields(p.Fields)
 	addExpiryConfigFields(p.Fields)
 	addRetryConfigFields(p.Fields)
@@ -156,6 +157,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	data["rotation_window"] = int64(cfg.Rotation.RotationWindow.Seconds())
 	addSuppliedKeyData(cfg, data)
 	addTidyConfigData(cfg, data)
+	addLedgerConfigData(cfg, data)
 	addLiveKeysConfigData(cfg, data)
 	addExpiryConfigData(cfg, data)
 	addRetryConfigData(cfg, data)
@@ -242,6 +244,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if resp := parseTidyConfig(cfg, d); resp != nil {
 		return resp, nil
 	}
+	if resp := parseLedgerConfig(cfg, d); resp != nil {
+		return resp, nil
+	}
 	if resp := parseLiveKeysConfig(cfg, d); resp != nil {
 		return resp, nil
 	}
@@ -268,7 +273,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if _, ok := d.GetOk("admin_api_key_id"); !ok && old != nil && (old.BaseURL != cfg.BaseURL || old.OrganizationID != cfg.OrganizationID) {
 		cfg.AdminAPIKeyID = "" // looked up again where config now points
 	}
-	client := b.newClient(cfg.clientSettings())
+	client := b.buildClient(cfg.clientSettings())
 	if resp, err := b.verifyAdminKey(ctx, cfg, client); resp != nil || err != nil {
 		return resp, err
 	}

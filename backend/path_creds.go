@@ -117,17 +117,30 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	}
 
 	res, capResp, err := b.reserveLiveKey(ctx, req.Storage, roleName, role, cfg)
-	if capResp != nil || err != nil {
-		return capResp, err
+	if capResp != nil {
+		b.metrics.issueFailed(failCap)
+		b.Logger().Info("issue refused by a live-key cap", "role", roleName, "project_id", role.ProjectID, "display_name", req.DisplayName)
+		return capResp, nil
+	}
+	if err != nil {
+		b.metrics.issueFailed(failStorage)
+		return nil, err
 	}
 	// Released unless the account's record was written (commitCreate).
 	defer res.release()
 
 	// No key expiry may pass this, renewals included (key_expiry.go).
 	keyExpiryCap := time.Now().Add(maxTTL).Unix()
-	sa, err := b.createServiceAccount(ctx, req.Storage, client, role.ProjectID, roleName, base, maxTTL, spec, res)
+	who := issuerOf(req)
+	sa, rec, err := b.createServiceAccount(ctx, req.Storage, client, role.ProjectID, roleName, base, maxTTL, spec, who, res)
 	if fresh := b.clientAfterAuthFailure(ctx, req.Storage, client, err); fresh != nil {
-		sa, err = b.createServiceAccount(ctx, req.Storage, fresh, role.ProjectID, roleName, base, maxTTL, spec, res)
+		sa, rec, err = b.createServiceAccount(ctx, req.Storage, fresh, role.ProjectID, roleName, base, maxTTL, spec, who, res)
+	}
+	if err != nil {
+		cause := issueFailureCause(err)
+		b.metrics.issueFailed(cause)
+		b.Logger().Warn("issue failed", "role", roleName, "project_id", role.ProjectID, "display_name", req.DisplayName,
+			"cause", cause, "error", err)
 	}
 	switch {
 	case isAuthError(err):
@@ -166,6 +179,9 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	for _, w := range warnings {
 		resp.AddWarning(w)
 	}
+	b.metrics.keyIssued(roleName)
+	b.Logger().Info("issued key", append(rec.logFields(), "request_id", req.ID, "ttl_s", int64(ttl.Seconds()),
+		"scopes", len(scopes))...)
 	return resp, nil
 }
 
@@ -186,10 +202,12 @@ func effectiveMaxTTL(mountMax, roleMax time.Duration) time.Duration {
 // WAL entry written first: if the process dies, or the response is lost after
 // OpenAI created the account, rollback finds the account by the unique token
 // in its name and deletes it. base is the template's part of the name.
-func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, client adminClient, projectID, roleName, base string, lifetime time.Duration, spec keySpec, res *liveKeyReservation) (*serviceAccountKey, error) {
+// The returned record is the key's ledger entry, written committed.
+func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, client adminClient, projectID, roleName, base string,
+	lifetime time.Duration, spec keySpec, who ledgerIssuer, res *liveKeyReservation) (*serviceAccountKey, *accountRecord, error) {
 	name, token, err := uniqueName(base)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := time.Now()
 	wal := &walServiceAccount{
@@ -201,7 +219,7 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 	}
 	walID, err := framework.PutWAL(ctx, s, walKindServiceAccount, wal)
 	if err != nil {
-		return nil, fmt.Errorf("write WAL entry: %w", err)
+		return nil, nil, &storageErr{fmt.Errorf("write WAL entry: %w", err)}
 	}
 	crashpoint(b.Logger(), "issue.after_wal")
 
@@ -218,7 +236,7 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 		if !mayHaveCreated(err) {
 			b.deleteWALQuietly(ctx, s, walID)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 
 	if sa.EarlierAttemptMayHaveCreated {
@@ -228,14 +246,16 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 		twin := *wal
 		twin.KeepID = sa.ID
 		if _, err := framework.PutWAL(ctx, s, walKindServiceAccount, &twin); err != nil {
-			return nil, fmt.Errorf("write WAL entry: %w", err)
+			return nil, nil, &storageErr{fmt.Errorf("write WAL entry: %w", err)}
 		}
 	}
 
-	if err := b.commitCreate(ctx, s, walID, token, newAccountRecord(sa, projectID, roleName, now, lifetime), res); err != nil {
-		return nil, err
+	rec := newAccountRecord(sa, projectID, roleName, now, lifetime)
+	rec.recordIssue(sa, spec.Scopes, who)
+	if err := b.commitCreate(ctx, s, walID, token, rec, res); err != nil {
+		return nil, nil, err
 	}
-	return sa, nil
+	return sa, rec, nil
 }
 
 func (b *backend) deleteWALQuietly(ctx context.Context, s logical.Storage, walID string) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -140,10 +141,19 @@ func (b *backend) secretAPIKeyRenew(ctx context.Context, req *logical.Request, _
 		return nil, err
 	}
 	if key.followsLease() {
-		if err := b.moveKeyExpiry(ctx, req.Storage, key, ttl); err != nil {
+		if err := b.moveKeyExpiry(ctx, req.Storage, key, ttl, req.Secret.LeaseID); err != nil {
 			return nil, err
 		}
 	}
+	// The ledger learns the lease's id here at the latest (a no-op once
+	// known, or when the expiry write above recorded it). A failure fails
+	// the renewal: Vault retries it, and the lease keeps its old end.
+	if err := b.noteLeaseID(ctx, req.Storage, key.ServiceAccountID, req.Secret.LeaseID); err != nil {
+		return nil, fmt.Errorf("renew: record the lease id in the ledger: %w", err)
+	}
+	b.leaseEnds.set(key.ServiceAccountID, time.Now().Add(ttl))
+	b.Logger().Debug("renewed key lease", "role", key.Role, "project_id", key.ProjectID, "service_account_id", key.ServiceAccountID,
+		"api_key_id", key.APIKeyID, "lease_id", req.Secret.LeaseID, "ttl_s", int64(ttl.Seconds()))
 	resp := &logical.Response{Secret: req.Secret}
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = maxTTL
@@ -187,6 +197,75 @@ func (b *backend) secretAPIKeyRevoke(ctx context.Context, req *logical.Request, 
 		return nil, fmt.Errorf("revoke service account %s: %w", key.ServiceAccountID, err)
 	}
 	// Only once OpenAI no longer has the account; a lease from before
-	// records existed has none, which deleting tolerates.
-	return nil, b.forgetAccount(ctx, req.Storage, key.ServiceAccountID)
+	// records existed has none, which retiring tolerates.
+	cause := revokeCause(req.Secret, b.leaseEnds.take(key.ServiceAccountID), time.Now())
+	r, err := b.retireAccount(ctx, req.Storage, key.ServiceAccountID, cause, req.Secret.LeaseID)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		r = &accountRecord{Role: key.Role, ProjectID: key.ProjectID, ServiceAccountID: key.ServiceAccountID,
+			APIKeyID: key.APIKeyID, LeaseID: req.Secret.LeaseID}
+	}
+	b.Logger().Info("revoked key", append(r.logFields(), "cause", cause)...)
+	return nil, nil
+}
+
+// expiryTolerance absorbs the delay between a lease's end and Vault's
+// revocation call, and clock steps between them.
+const expiryTolerance = 2 * time.Second
+
+// revokeCause tells an expiry from an explicit revoke. Vault calls the same
+// Revoke for both and says nothing of which it is, so it is inferred from
+// the lease's end: a revocation at or after the end, less expiryTolerance,
+// is an expiry; an earlier one was asked for. The end is renewedEnd when
+// this process renewed the lease (leaseEnds), else the issue time plus the
+// TTL, which Vault passes (its last renewal time it does not pass). So
+// after a restart or failover, a renewed lease revoked by hand after its
+// first TTL would have run out reads as an expiry; a revoke within 2s of
+// the end reads as one too, and a lease without times as a revoke.
+func revokeCause(s *logical.Secret, renewedEnd time.Time, now time.Time) string {
+	end := renewedEnd
+	if end.IsZero() {
+		if s == nil || s.TTL <= 0 || s.IssueTime.IsZero() {
+			return revokedByRevoke
+		}
+		end = s.IssueTime.Add(s.TTL)
+	}
+	if !now.Before(end.Add(-expiryTolerance)) {
+		return revokedByExpiry
+	}
+	return revokedByRevoke
+}
+
+// leaseEnds remembers, in memory only (a renewal writes nothing for it),
+// when each lease renewed on this node now ends, for revokeCause.
+// Entries leave at revocation; one whose lease vanished otherwise (forced
+// revocation) is dropped after maxKeyLifetime.
+type leaseEnds struct {
+	mu   sync.Mutex
+	ends map[string]time.Time // service account id -> lease end
+}
+
+func (l *leaseEnds) set(id string, end time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ends == nil {
+		l.ends = map[string]time.Time{}
+	}
+	now := time.Now()
+	for k, e := range l.ends {
+		if now.Sub(e) > maxKeyLifetime {
+			delete(l.ends, k)
+		}
+	}
+	l.ends[id] = end
+}
+
+func (l *leaseEnds) take(id string) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	end := l.ends[id]
+	delete(l.ends, id)
+	return end
 }
