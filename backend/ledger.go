@@ -299,7 +299,9 @@ func (b *backend) pruneLedger(ctx context.Context, s logical.Storage, now time.T
 		}
 	}
 	b.ledger.mu.RUnlock()
-	sort.Slice(dues, func(i, j int) bool { return dues[i].at < dues[j].at || dues[i].at == dues[j].at && dues[i].id < dues[j].id })
+	sort.Slice(dues, func(i, j int) bool {
+		return dues[i].at < dues[j].at || dues[i].at == dues[j].at && dues[i].id < dues[j].id
+	})
 	for i, d := range dues {
 		if i == ledgerPruneBatch {
 			return pruned, len(dues) - i, nil

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -138,6 +139,7 @@ type modelLease struct {
 	follows      bool
 	end          time.Time
 	keyUncertain bool
+	scopes       []string // the key's, as issued
 }
 
 func (l *modelLease) String() string {
@@ -601,8 +603,13 @@ func (m *model) stepIssue() {
 	plan, keyPlan := m.createPlan(), m.keyPlan()
 	m.up.setPlan(fakeopenai.OpCreateServiceAccount, plan...)
 	m.up.setPlan(fakeopenai.OpCreateServiceAccountKey, keyPlan...)
+	var data map[string]interface{}
+	narrowed := role == "model-scoped" && m.rng.IntN(3) == 0
+	if narrowed {
+		data = map[string]interface{}{"scopes": "api.model.read"}
+	}
 	start := time.Now()
-	resp, err := m.callResp(logical.UpdateOperation, "creds/"+role, nil, dn)
+	resp, err := m.callResp(logical.UpdateOperation, "creds/"+role, data, dn)
 	if err != nil {
 		m.stats["issue_failed"]++
 		m.logStep("issue role=%s dn=%s create=%s key=%s (config %q) -> %s", role, dnLabel, planString(plan), planString(keyPlan), m.target, outcome(err))
@@ -619,10 +626,14 @@ func (m *model) stepIssue() {
 	m.nIssued++
 	s := *resp.Secret
 	s.IssueTime = time.Now()
+	if got, _ := resp.Data["scopes"].([]string); narrowed && !slices.Equal(got, []string{"api.model.read"}) {
+		m.fail("issue role=%s narrowed to api.model.read returned scopes %v", role, got)
+	}
 	keyID, _ := resp.Data["api_key_id"].(string)
 	follows, _ := s.InternalData["expiry_follows_lease"].(bool)
 	l := &modelLease{n: m.nIssued, role: role, secret: &s, issued: s.IssueTime, projectID: projectID, saID: saID, keyID: keyID,
 		follows: follows, end: start.Add(s.TTL)}
+	l.scopes, _ = resp.Data["scopes"].([]string)
 	m.leases = append(m.leases, l)
 	m.stats["issue_ok"]++
 	m.logStep("issue role=%s dn=%s create=%s key=%s (config %q) -> ok %s name=%v", role, dnLabel, planString(plan), planString(keyPlan), m.target, l, resp.Data["service_account_name"])
@@ -942,6 +953,9 @@ func (m *model) checkKeyExpiry(l *modelLease) {
 	}
 	if k.ExpiresAt < end {
 		m.fail("(f) the key of live %s expires at OpenAI %ds before its lease ends", l, end-k.ExpiresAt)
+	}
+	if !slices.Equal(k.Scopes, l.scopes) {
+		m.fail("the key of live %s has scopes %v at OpenAI, %v when issued", l, k.Scopes, l.scopes)
 	}
 }
 

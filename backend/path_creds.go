@@ -69,6 +69,10 @@ a lease is revoked or expires.
 
 A 401 or 403 from OpenAI means the engine's admin key is rejected: the error
 says so and names config; the requester cannot fix it.
+
+Every issued key gets an entry in the issuance ledger (keys/<api_key_id>):
+the requesting token's display name and entity id, this request's id, the
+key's ids, scopes, SHA-256 and last 4 characters; never the key itself.
 `
 
 func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -198,8 +202,8 @@ func effectiveMaxTTL(mountMax, roleMax time.Duration) time.Duration {
 	return maxTTL
 }
 
-// createServiceAccount makes the one upstream call of an issue, guarded by a
-// WAL entry written first: if the process dies, or the response is lost after
+// createServiceAccount makes the upstream calls of an issue (one, or two
+// with scopes: scoped_create.go), guarded by a WAL entry written first: if the process dies, or the response is lost after
 // OpenAI created the account, rollback finds the account by the unique token
 // in its name and deletes it. base is the template's part of the name.
 // The returned record is the key's ledger entry, written committed.

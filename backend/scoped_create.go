@@ -61,11 +61,11 @@ func (b *backend) createScopedAccount(ctx, cleanupCtx context.Context, client ad
 	crashpoint(b.Logger(), between)
 	if acct.UnexpectedKeyID != "" {
 		// A key we did not ask for, without scopes or expiry: never hand
-		// out this account.
+		// out this account. Not an upstream error, so the WAL entry stays
+		// and rollback checks that the account is gone.
 		gone := b.deleteUnusedAccount(cleanupCtx, client, projectID, acct.ID)
-		return nil, &upstreamErr{op: "create service account",
-			cause:          fmt.Errorf("OpenAI created account %s with a key although create_service_account_only was set", acct.ID),
-			mayHaveCreated: !gone || acct.EarlierAttemptMayHaveCreated}
+		return nil, fmt.Errorf("create service account: OpenAI created account %s with key %s although create_service_account_only was set; "+
+			"refusing to issue it (deleted: %t)", acct.ID, acct.UnexpectedKeyID, gone)
 	}
 	key, err := client.CreateServiceAccountKey(ctx, projectID, acct.ID, keyParams{
 		Name: name, Scopes: spec.Scopes, ExpiresInSeconds: spec.expiresInSeconds(),

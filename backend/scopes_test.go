@@ -90,7 +90,16 @@ func TestScopes_ProbedAtWriteStoredSortedAndProbeDeleted(t *testing.T) {
 	if n := e.totalCalls(); n != 0 {
 		t.Fatalf("rewriting the same scopes made %d calls (%v)", n, e.fake.Calls())
 	}
-	// Removing them makes no call either.
+	// Another project may refuse what this one accepted: moving a scoped
+	// role probes again, there.
+	e.fake.AddProject("proj_other", "Other project", "active")
+	e.fake.SetRejectedScopes("proj_other", "api.all.read")
+	e.mustBadRequest(logical.UpdateOperation, "roles/scoped", map[string]interface{}{"project_id": "proj_other"}, "api.all.read")
+	if got := e.mustOK(logical.ReadOperation, "roles/scoped", nil).Data["project_id"]; got != fakeopenai.ProjectActive {
+		t.Fatalf("project_id after a refused move: %v", got)
+	}
+	e.fake.ResetCalls()
+	// Removing them makes no call.
 	e.writeRole("scoped", map[string]interface{}{"scopes": ""})
 	if n := e.totalCalls(); n != 0 {
 		t.Fatalf("clearing scopes made %d calls", n)
@@ -325,5 +334,38 @@ func TestScopes_CrashBetweenCreatesIsRolledBack(t *testing.T) {
 	}
 	if e.walCount() != 0 || e.recordCount() != 0 {
 		t.Fatalf("rollback left %d WAL entries, %d records", e.walCount(), e.recordCount())
+	}
+}
+
+// keyedBareAccounts answers a bare create as an OpenAI that ignored
+// create_service_account_only would: with a key.
+type keyedBareAccounts struct{ adminClient }
+
+func (c keyedBareAccounts) CreateBareServiceAccount(ctx context.Context, projectID, name string) (*createdAccount, error) {
+	a, err := c.adminClient.CreateBareServiceAccount(ctx, projectID, name)
+	if a != nil {
+		a.UnexpectedKeyID = "key_unasked"
+	}
+	return a, err
+}
+
+// An account that comes with a key nobody asked for (no scopes, no expiry)
+// is never issued: the issue fails and the account is deleted.
+func TestScopes_BareAccountWithAKeyIsNeverIssued(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	e.writeRole("scoped", map[string]interface{}{"scopes": "api.model.read"})
+	e.b.newClient = func(s clientSettings) adminClient { return keyedBareAccounts{newSDKClient(s)} }
+	e.b.resetClient()
+	_, err := e.issueAs("scoped", "token-tester")
+	if err == nil || !strings.Contains(err.Error(), "although create_service_account_only was set") {
+		t.Fatalf("issue: %v", err)
+	}
+	if live := e.fake.LiveAccounts(); len(live) != 0 {
+		t.Fatalf("account left: %+v", live)
+	}
+	e.rollbackNow()
+	if e.walCount() != 0 || e.recordCount() != 0 {
+		t.Fatalf("%d WAL entries, %d records left", e.walCount(), e.recordCount())
 	}
 }

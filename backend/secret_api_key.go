@@ -26,7 +26,7 @@ type apiKeyInternal struct {
 	// (key_expiry.go); never set on leases issued before it existed.
 	ExpiryFollowsLease bool
 	// KeyExpiryCap (Unix seconds) is the latest expiry the key may be given:
-	// its creation plus the lease's maximum lifetime.
+	// the start of its issue plus the lease's maximum lifetime.
 	KeyExpiryCap int64
 }
 
@@ -252,8 +252,9 @@ func revokeCause(s *logical.Secret, renewedEnd time.Time, now time.Time) string 
 // Entries leave at revocation; one whose lease vanished otherwise (forced
 // revocation) is dropped after maxKeyLifetime.
 type leaseEnds struct {
-	mu   sync.Mutex
-	ends map[string]time.Time // service account id -> lease end
+	mu    sync.Mutex
+	ends  map[string]time.Time // service account id -> lease end
+	swept int                  // len(ends) after the last sweep
 }
 
 func (l *leaseEnds) set(id string, end time.Time) {
@@ -262,11 +263,16 @@ func (l *leaseEnds) set(id string, end time.Time) {
 	if l.ends == nil {
 		l.ends = map[string]time.Time{}
 	}
-	now := time.Now()
-	for k, e := range l.ends {
-		if now.Sub(e) > maxKeyLifetime {
-			delete(l.ends, k)
+	// Sweep only when the map has doubled since the last sweep, so a
+	// renewal costs amortised constant time.
+	if len(l.ends) >= 2*l.swept+1024 {
+		now := time.Now()
+		for k, e := range l.ends {
+			if now.Sub(e) > maxKeyLifetime {
+				delete(l.ends, k)
+			}
 		}
+		l.swept = len(l.ends)
 	}
 	l.ends[id] = end
 }
