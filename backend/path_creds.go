@@ -36,8 +36,14 @@ func pathCreds(b *backend) *framework.Path {
 			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation:   &framework.PathOperation{Callback: b.pathCredsIssue},
-			logical.UpdateOperation: &framework.PathOperation{Callback: b.pathCredsIssue},
+			logical.ReadOperation: &framework.PathOperation{Callback: b.pathCredsIssue, Responses: credsResponses()},
+			// The same issue with a request body; Vault's convention names
+			// such a twin operation ...-with-parameters.
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:     b.pathCredsIssue,
+				DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: "api-key-with-parameters"},
+				Responses:    credsResponses(),
+			},
 		},
 		HelpSynopsis:    "Issue a short-lived OpenAI API key for a role.",
 		HelpDescription: pathCredsHelp,

@@ -56,8 +56,13 @@ func pathKeys(b *backend) []*framework.Path {
 				},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.UpdateOperation: &framework.PathOperation{Callback: b.pathKeysLookup, ForwardPerformanceStandby: true},
-				logical.ReadOperation:   &framework.PathOperation{Callback: b.pathKeysLookup, ForwardPerformanceStandby: true},
+				// The key in the body (recommended); the read takes it in
+				// the query string, where it may be logged.
+				logical.UpdateOperation: &framework.PathOperation{Callback: b.pathKeysLookup, ForwardPerformanceStandby: true,
+					Responses: keysLookupResponses()},
+				logical.ReadOperation: &framework.PathOperation{Callback: b.pathKeysLookup, ForwardPerformanceStandby: true,
+					DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: "api-key-by-query"},
+					Responses:    keysLookupResponses()},
 			},
 			HelpSynopsis:    "Find the ledger entries of a key from its value or its redacted form.",
 			HelpDescription: pathKeysLookupHelp,
@@ -78,7 +83,8 @@ func pathKeys(b *backend) []*framework.Path {
 				},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{Callback: b.pathKeysRead, ForwardPerformanceStandby: true},
+				logical.ReadOperation: &framework.PathOperation{Callback: b.pathKeysRead, ForwardPerformanceStandby: true,
+					Responses: keysReadResponses()},
 			},
 			HelpSynopsis:    "Read one key's ledger entry.",
 			HelpDescription: pathKeysReadHelp,
@@ -115,7 +121,8 @@ func pathKeys(b *backend) []*framework.Path {
 				},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ListOperation: &framework.PathOperation{Callback: b.pathKeysList, ForwardPerformanceStandby: true},
+				logical.ListOperation: &framework.PathOperation{Callback: b.pathKeysList, ForwardPerformanceStandby: true,
+					Responses: keysListResponses()},
 			},
 			HelpSynopsis:    "List the key ids of the issuance ledger, paged.",
 			HelpDescription: pathKeysListHelp,

@@ -37,13 +37,14 @@ func pathUsage(b *backend) []*framework.Path {
 			DisplayAttrs: &framework.DisplayAttributes{Name: "End time"},
 		},
 	}
-	read := func(cb framework.OperationFunc) map[logical.Operation]framework.OperationHandler {
+	read := func(cb framework.OperationFunc, responses map[int][]framework.Response) map[logical.Operation]framework.OperationHandler {
 		return map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
 				Callback: cb,
 				// The active node holds the ledger every request reads.
 				ForwardPerformanceStandby: true,
 				DisplayAttrs:              &framework.DisplayAttributes{OperationVerb: "read"},
+				Responses:                 responses,
 			},
 		}
 	}
@@ -65,7 +66,7 @@ func pathUsage(b *backend) []*framework.Path {
 				OperationSuffix: "usage",
 			},
 			Fields:          fields,
-			Operations:      read(b.pathUsageAll),
+			Operations:      read(b.pathUsageAll, usageResponses(true)),
 			HelpSynopsis:    "Token usage and cost of every role's keys alive in a time window.",
 			HelpDescription: pathUsageHelp,
 		},
@@ -76,7 +77,7 @@ func pathUsage(b *backend) []*framework.Path {
 				OperationSuffix: "role-usage",
 			},
 			Fields:          roleFields,
-			Operations:      read(b.pathUsageRole),
+			Operations:      read(b.pathUsageRole, usageResponses(false)),
 			HelpSynopsis:    "Token usage and cost, per key, of a role's keys alive in a time window.",
 			HelpDescription: pathUsageHelp,
 		},
