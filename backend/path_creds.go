@@ -25,12 +25,14 @@ func pathCreds(b *backend) *framework.Path {
 				Required:    true,
 			},
 			"ttl": {
+				Query:        true, // also read from a GET's query string
 				Type:         framework.TypeDurationSecond,
 				Description:  "Requested lease TTL; capped at the role's max_ttl (the response warns when it is).",
 				DisplayAttrs: &framework.DisplayAttributes{Name: "TTL"},
 			},
 			"scopes": {
-				Type: framework.TypeCommaStringSlice,
+				Query: true, // also read from a GET's query string
+				Type:  framework.TypeCommaStringSlice,
 				Description: "Narrow the key to these of the role's scopes: a non-empty subset of them. " +
 					"Without it the key carries all of the role's scopes. Refused for a role without scopes.",
 			},

@@ -41,14 +41,16 @@ func pathKeys(b *backend) []*framework.Path {
 			},
 			Fields: map[string]*framework.FieldSchema{
 				"api_key": {
-					Type: framework.TypeString,
+					Query: true, // accepted from a GET's query string too, where it may be logged: prefer the body
+					Type:  framework.TypeString,
 					Description: "The full key value (sk-svcacct-...), for example one found leaked. Hashed (SHA-256) on arrival " +
 						"and matched against the ledger's hashes; never stored or logged. Send it in the request body (write), " +
 						"not in a URL.",
 					DisplayAttrs: &framework.DisplayAttributes{Name: "API key", Sensitive: true},
 				},
 				"redacted_value": {
-					Type: framework.TypeString,
+					Query: true, // also read from a GET's query string
+					Type:  framework.TypeString,
 					Description: "The key as OpenAI shows it redacted, e.g. sk-svcacct-...abcd or sk-...abcd: matched by its " +
 						"last characters (at least 3; the ledger keeps the last 4) against every entry's key_hint; the shown " +
 						"prefix only rules out keys that are not service-account keys (sk-svcacct-). Several keys may match.",
@@ -98,22 +100,26 @@ func pathKeys(b *backend) []*framework.Path {
 			},
 			Fields: map[string]*framework.FieldSchema{
 				"after": {
+					Query:        true, // also read from a GET's query string
 					Type:         framework.TypeString,
 					Description:  "List only key ids sorted after this one: the last id of the previous page.",
 					DisplayAttrs: &framework.DisplayAttributes{Name: "After"},
 				},
 				"limit": {
+					Query:        true, // also read from a GET's query string
 					Type:         framework.TypeInt,
 					Default:      defaultKeysListLimit,
 					Description:  fmt.Sprintf("Most key ids in one page (1 to %d).", maxKeysListLimit),
 					DisplayAttrs: &framework.DisplayAttributes{Name: "Limit"},
 				},
 				"role": {
+					Query:        true, // also read from a GET's query string
 					Type:         framework.TypeLowerCaseString,
 					Description:  "Only keys issued for this role.",
 					DisplayAttrs: &framework.DisplayAttributes{Name: "Role"},
 				},
 				"state": {
+					Query:         true, // also read from a GET's query string
 					Type:          framework.TypeString,
 					Description:   "Only live keys (issued, not revoked) or only revoked ones.",
 					AllowedValues: []interface{}{"live", "revoked"},

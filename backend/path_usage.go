@@ -27,11 +27,13 @@ const (
 func pathUsage(b *backend) []*framework.Path {
 	fields := map[string]*framework.FieldSchema{
 		"start_time": {
+			Query:        true, // also read from a GET's query string
 			Type:         framework.TypeString,
 			Description:  "Start of the window: RFC 3339 (2026-12-01T00:00:00Z) or Unix seconds. Default: end_time minus 24h.",
 			DisplayAttrs: &framework.DisplayAttributes{Name: "Start time"},
 		},
 		"end_time": {
+			Query:        true, // also read from a GET's query string
 			Type:         framework.TypeString,
 			Description:  "End of the window (exclusive): RFC 3339 or Unix seconds. Default and latest: now. At most 31 days after start_time.",
 			DisplayAttrs: &framework.DisplayAttributes{Name: "End time"},
