@@ -26,7 +26,7 @@ func (e *testEnv) issueWith(role, displayName, entityID, requestID string, data 
 	return resp
 }
 
-// revokeAt revokes as Vault would at now, for a lease issued at issued
+// revokeLease revokes as Vault would now, for a lease issued at issued
 // with ttl (Vault passes the issue time and the TTL, not the lease id of a
 // lease never renewed).
 func (e *testEnv) revokeLease(resp *logical.Response, issued time.Time, ttl time.Duration, leaseID string) {
