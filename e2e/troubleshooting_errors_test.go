@@ -5,6 +5,9 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -189,4 +192,44 @@ func TestTroubleshootingErrorsSeenOnRealVault(t *testing.T) {
 	_, err = v.Client.Sys().Renew(overBudget.LeaseID, 600)
 	wantError(t, "budget", err)
 	wantCLI(t, v, "budget", "lease", "renew", overBudget.LeaseID)
+}
+
+// TestTroubleshootingTableRowsAreProvoked: every row of the README's
+// Troubleshooting table (rows as TestTroubleshootingStringsExist parses
+// them: a line starting "| `" whose first cell's backticked text is what
+// the user sees) is one TestTroubleshootingErrorsSeenOnRealVault provokes,
+// so no row's string goes unasserted against real behaviour.
+func TestTroubleshootingTableRowsAreProvoked(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(suite.repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	start := strings.Index(text, "\n## Troubleshooting\n")
+	if start < 0 {
+		t.Fatal("README.md has no Troubleshooting section")
+	}
+	section := text[start+1:]
+	if end := strings.Index(section[3:], "\n## "); end >= 0 {
+		section = section[:end+3]
+	}
+	provoked := map[string]bool{}
+	for _, s := range troubleshootingStrings {
+		provoked[s] = true
+	}
+	code := regexp.MustCompile("`([^`]+)`")
+	rows := 0
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, " | ")
+		if !strings.HasPrefix(line, "| `") || len(cells) < 4 {
+			continue
+		}
+		rows++
+		if seen := code.FindStringSubmatch(cells[0]); seen == nil || !provoked[seen[1]] {
+			t.Errorf("README Troubleshooting row is not provoked by TestTroubleshootingErrorsSeenOnRealVault: %s", cells[0])
+		}
+	}
+	if rows == 0 {
+		t.Error("no rows parsed from the README's Troubleshooting table")
+	}
 }
