@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -103,9 +102,6 @@ func readOpenAPI(t *testing.T, v *Vault) *oasDoc {
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if os.Getenv("DUMP_OPENAPI") != "" {
-		_ = os.WriteFile(os.Getenv("DUMP_OPENAPI"), body, 0o600)
 	}
 	var doc oasDoc
 	if err := json.Unmarshal(body, &doc); err != nil {
