@@ -89,6 +89,9 @@ func TestBudget_KillsKeysOverBudgetOnTheNextTick(t *testing.T) {
 	if err != nil || resp == nil || !resp.IsError() || !strings.Contains(resp.Error().Error(), "max_tokens_per_key") {
 		t.Fatalf("renewal of a budget-killed key: resp %v, err %v", resp, err)
 	}
+	if k := usageKeys(t, e.mustOK(logical.ReadOperation, "usage/small", nil))[id(over)]; k == nil || k["revoked_by"] != revokedByBudget {
+		t.Fatalf("usage/small shows the killed key as %v", k)
+	}
 	m := string(e.mustOK(logical.ReadOperation, "metrics", nil).Data[logical.HTTPRawBody].([]byte))
 	if !strings.Contains(m, `openai_budget_revocations_total{role="small"} 1`) {
 		t.Fatalf("metrics lack the budget revocation:\n%s", m)

@@ -278,3 +278,24 @@ func TestUsage_BadInputNamesTheField(t *testing.T) {
 		t.Fatalf("empty role: %v, calls %v", resp.Data, e.fake.Calls())
 	}
 }
+
+// A query whose answer does not end within maxUsagePages fails instead of
+// summing the pages it read.
+func TestUsage_PageBoundRefusesPartialAnswers(t *testing.T) {
+	e := newTestEnv(t)
+	c := newSDKClient(clientSettings{BaseURL: e.url, AdminAPIKey: e.fake.AdminKey(), RequestTimeout: 10 * time.Second, RetryBudget: time.Second})
+	end := time.Now()
+	fits := end.Add(-time.Duration(maxUsagePages*usageBucketsPerPage-1) * 24 * time.Hour)
+	if _, err := c.CompletionsUsage(t.Context(), usageQuery{Start: fits.Unix(), End: end.Unix(), APIKeyIDs: []string{"key_x"}}); err != nil {
+		t.Fatalf("a year of daily buckets must fit in %d pages: %v", maxUsagePages, err)
+	}
+	e.fake.ResetCalls()
+	tooLong := end.Add(-time.Duration(maxUsagePages*usageBucketsPerPage+1) * 24 * time.Hour)
+	_, err := c.CompletionsUsage(t.Context(), usageQuery{Start: tooLong.Unix(), End: end.Unix(), APIKeyIDs: []string{"key_x"}})
+	if err == nil || !strings.Contains(err.Error(), "did not end within") {
+		t.Fatalf("want the page bound, got %v", err)
+	}
+	if n := e.fake.Calls()[fakeopenai.OpUsageCompletions]; n != maxUsagePages {
+		t.Fatalf("%d pages fetched, want the bound %d", n, maxUsagePages)
+	}
+}
