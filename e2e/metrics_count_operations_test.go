@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -116,6 +117,20 @@ func TestMetricsCountThisMountsOperations(t *testing.T) {
 		if s.labels["role"] == "other" {
 			t.Errorf("openai's metrics include openai-b's role: %s%v", s.name, s.labels)
 		}
+	}
+
+	// Prometheus' authorization block sends the token as a bearer token.
+	breq, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, v.Addr+"/v1/openai/metrics", nil)
+	breq.Header.Set("Authorization", "Bearer "+v.Client.Token())
+	bresp, err := http.DefaultClient.Do(breq)
+	if err != nil {
+		t.Fatalf("GET with a bearer token: %v", err)
+	}
+	bbody, _ := io.ReadAll(bresp.Body)
+	bresp.Body.Close()
+	if bresp.StatusCode != http.StatusOK || !strings.Contains(string(bbody), `openai_keys_issued_total{role="capped"} 2`) {
+		t.Errorf("GET /v1/openai/metrics with Authorization: Bearer: HTTP %d, issued counter present %t", bresp.StatusCode,
+			strings.Contains(string(bbody), `openai_keys_issued_total{role="capped"} 2`))
 	}
 
 	// Without a token the scrape is refused by Vault.
