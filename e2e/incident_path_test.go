@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -161,6 +162,18 @@ func TestIncidentPathFromLeakedKeyToAuditEntry(t *testing.T) {
 	}
 	if got, _ := e.Response.Data["api_key_id"].(string); got == leaked.APIKeyID {
 		t.Logf("api_key_id is in clear in the audit log (mount tuned)")
+	}
+	// 4. Contain it: revoke the lease the audit entry names.
+	cliWithStdin(t, v, "", "lease", "revoke", e.Response.Secret.LeaseID)
+	if f.Has(leaked.ServiceAccountID) || !f.Has(other.ServiceAccountID) {
+		t.Errorf("after revoking the traced lease: leaked key's account live %t, the other key's live %t; want false, true",
+			f.Has(leaked.ServiceAccountID), f.Has(other.ServiceAccountID))
+	}
+	if a := f.ListModels(t, leaked.APIKey); a.Status != http.StatusUnauthorized {
+		t.Errorf("GET /v1/models with the revoked leaked key: HTTP %d, want 401", a.Status)
+	}
+	if m := ledgerRead(t, v, "openai", leaked.APIKeyID); m["state"] != "revoked" || m["revoked_by"] != "revoke" {
+		t.Errorf("ledger after the revoke: state %v revoked_by %v", m["state"], m["revoked_by"])
 	}
 	figures(t, "incident-path", "request_id", e.Request.ID, "lease", e.Response.Secret.LeaseID != "", "remote", e.Request.RemoteAddress)
 }
