@@ -110,29 +110,49 @@ func TestBudgetRevokesKeyOverMaxTokensPerKey(t *testing.T) {
 }
 
 // OpenAI's usage reports trail the calls they count; the budget check can
-// only act on what they show. With the fake's reporting lag at 30s, a key
-// over budget is killed no sooner than the lag after the call that crossed
-// the budget, and within the lag plus about one tick: the lag adds to the
-// enforcement delay one for one.
+// only act on what they show. With the fake's reporting lag at 75s, longer
+// than Vault's one-minute tick, at least one budget check (one usage query
+// at the fake per tick) runs after the key crossed its budget but before the
+// report shows it: the key must survive it, and die at the first check
+// after the lag. The lag adds to the enforcement delay.
 func TestBudgetEnforcementDelayAddsReportingLag(t *testing.T) {
 	t.Parallel()
-	const lag = 30 * time.Second
+	const lag = 75 * time.Second
 	perCall := int64(fakeopenai.ResponseOutputTokens) + fakeopenai.TextTokens("Say hello.")
 	v, f := setupEngine(t, map[string]any{"ttl": "30m", "max_tokens_per_key": perCall})
 	f.SetReportingLag(lag)
 	over := issue(t, v, "openai", "r", nil)
-	for i := 0; i < 2; i++ {
-		if a := f.CreateResponse(t, over.APIKey); a.Status != http.StatusOK {
-			t.Fatalf("model call %d: HTTP %d", i+1, a.Status)
-		}
+	if a := f.CreateResponse(t, over.APIKey); a.Status != http.StatusOK {
+		t.Fatalf("model call: HTTP %d", a.Status)
 	}
+	// Taken before the call that crosses the budget, so the fake's record of
+	// it (and the lag counted from there) comes after.
 	crossed := time.Now()
-	waitFor(t, lag+150*time.Second, "the budget check to kill the key once the lagging report shows it", func() bool {
-		return !f.Has(over.ServiceAccountID)
-	})
+	if a := f.CreateResponse(t, over.APIKey); a.Status != http.StatusOK {
+		t.Fatalf("the call crossing the budget: HTTP %d", a.Status)
+	}
+	checks := func() int { return f.Calls()[fakeopenai.OpUsageCompletions] }
+	base := checks()
+	var checksInLag int // budget checks that ran after the crossing, within the lag, with the key surviving
+	for f.Has(over.ServiceAccountID) {
+		if n := checks(); n > base {
+			// (A second of margin: the record's own time is a little after crossed.)
+			if time.Since(crossed) < lag-time.Second && f.Has(over.ServiceAccountID) {
+				checksInLag += n - base
+			}
+			base = n
+		}
+		if time.Since(crossed) > lag+150*time.Second {
+			t.Fatalf("the key over budget is still live %s after crossing it (reporting lag %s)", time.Since(crossed), lag)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	delay := time.Since(crossed)
 	if delay < lag {
 		t.Errorf("the key was killed %s after crossing its budget, before the %s reporting lag let the report show it", delay, lag)
+	}
+	if checksInLag == 0 {
+		t.Errorf("no budget check ran within the %s lag after the crossing (ticks are a minute apart); cannot show the key surviving one", lag)
 	}
 	if a := f.ListModels(t, over.APIKey); a.Status != http.StatusUnauthorized {
 		t.Errorf("GET /v1/models with the killed key: HTTP %d, want 401", a.Status)
@@ -140,6 +160,7 @@ func TestBudgetEnforcementDelayAddsReportingLag(t *testing.T) {
 	if e := ledgerRead(t, v, "openai", over.APIKeyID); e["revoked_by"] != "budget" {
 		t.Errorf("ledger revoked_by %v, want budget", e["revoked_by"])
 	}
-	t.Logf("with a %s reporting lag the key died %s after crossing its budget", lag, delay.Round(100*time.Millisecond))
-	figures(t, "budget-lag", "reporting_lag", lag, "enforcement_delay", delay)
+	t.Logf("with a %s reporting lag the key died %s after crossing its budget; %d budget check(s) ran inside the lag and let it live",
+		lag, delay.Round(100*time.Millisecond), checksInLag)
+	figures(t, "budget-lag", "reporting_lag", lag, "enforcement_delay", delay, "checks_inside_lag", checksInLag)
 }
