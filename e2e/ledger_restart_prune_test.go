@@ -82,8 +82,11 @@ func TestLedgerSurvivesRestart(t *testing.T) {
 		t.Errorf("after the restart the revoked key's lease_id is %v, want %s", m[0]["lease_id"], gone.LeaseID)
 	}
 	cfg, err := v.Client.Logical().Read("openai/config")
-	if err != nil || cfg == nil || jsonInt(t, cfg.Data, "ledger_retention") != 3600 {
-		t.Errorf("after the restart config ledger_retention is %v (%v), want 3600", cfg.Data["ledger_retention"], err)
+	if err != nil || cfg == nil {
+		t.Fatalf("reading config after the restart: %v", err)
+	}
+	if got := jsonInt(t, cfg.Data, "ledger_retention"); got != 3600 {
+		t.Errorf("after the restart config ledger_retention is %d, want 3600", got)
 	}
 
 	// The engine keeps recording on the reloaded ledger.

@@ -215,8 +215,8 @@ func TestLedgerNamesWhoHeldEachKey(t *testing.T) {
 	// The renewed-then-revoked lease is named; the never-renewed one cannot
 	// be (Vault did not pass it), and its request id leads to it in the audit
 	// log instead (TestIncidentPathFromLeakedKeyToAuditEntry).
-	if m := lookupKey(t, v, "openai", map[string]any{"api_key": s.keys["bob-alpha"].APIKey}); m[0]["lease_id"] != s.keys["bob-alpha"].LeaseID {
-		t.Errorf("keys/lookup of bob-alpha's key (renewed, revoked) lease_id %v, want %s", m[0]["lease_id"], s.keys["bob-alpha"].LeaseID)
+	if m := lookupKey(t, v, "openai", map[string]any{"api_key": s.keys["bob-alpha"].APIKey}); len(m) != 1 || m[0]["lease_id"] != s.keys["bob-alpha"].LeaseID {
+		t.Errorf("keys/lookup of bob-alpha's key (renewed, revoked) = %v, want one match with lease_id %s", m, s.keys["bob-alpha"].LeaseID)
 	}
 	if m := lookupKey(t, v, "openai", map[string]any{"api_key": "sk-svcacct-" + strings.Repeat("x", 40)}); len(m) != 0 {
 		t.Errorf("keys/lookup of a key never issued: %d matches, want 0", len(m))
