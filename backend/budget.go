@@ -171,7 +171,7 @@ func (b *backend) revokedRecord(ctx context.Context, s logical.Storage, id strin
 // refuseRevokedRenewal answers a renewal of a lease whose key the ledger
 // says is dead (over budget, or otherwise revoked) with a 400 saying why,
 // instead of extending a lease whose key no longer works. The lease's id
-// is still recorded.
+// is recorded when Vault passes one (Vault 1.21 does not on renewals).
 func (b *backend) refuseRevokedRenewal(ctx context.Context, s logical.Storage, id, leaseID string) (*logical.Response, error) {
 	r, err := b.revokedRecord(ctx, s, id)
 	if err != nil || r == nil {
