@@ -9,8 +9,9 @@
 //
 // Environment: VAULT_ADDR, APPROLE_ROLE_ID, APPROLE_SECRET_ID, OPENAI_BASE_URL
 // (default https://api.openai.com/v1). Flags: -mount, -role, -every (time
-// between API calls), -keys (stop after using this many keys; 0 runs until
-// SIGINT/SIGTERM).
+// between API calls), -keys (stop once the key read as the Nth has answered
+// its first call: -keys=2 shows one renewal cycle and the re-read; 0 runs
+// until SIGINT/SIGTERM).
 //
 //	go run ./examples/go -role=app -keys=2
 package main
@@ -35,7 +36,7 @@ func main() {
 	mount := flag.String("mount", "openai", "path the engine is mounted at")
 	role := flag.String("role", "app", "the engine's role to read keys from")
 	every := flag.Duration("every", 2*time.Second, "time between API calls")
-	keys := flag.Int("keys", 0, "stop after using this many keys (0: run until interrupted)")
+	keys := flag.Int("keys", 0, "stop once the Nth key read has answered its first call (0: run until interrupted)")
 	flag.Parse()
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
 
@@ -93,6 +94,9 @@ func run(ctx context.Context, mount, role string, every time.Duration, keys int)
 		log.Printf("key %d: lease %s (%ds, renewable %t), service account %v",
 			n, secret.LeaseID, secret.LeaseDuration, secret.Renewable, secret.Data["service_account_id"])
 		ai := openai.NewClient(option.WithAPIKey(key), option.WithBaseURL(baseURL))
+		if n == keys {
+			return callModels(ctx, &ai, n) // the last key asked for: one call, then exit
+		}
 		if err := useKey(ctx, client, secret, &ai, n, every); err != nil {
 			return err
 		}
@@ -116,23 +120,7 @@ func useKey(ctx context.Context, client *vault.Client, secret *vault.Secret, ai 
 
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	call := func() error {
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		page, err := ai.Models.List(cctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var apiErr *openai.Error
-			if errors.As(err, &apiErr) {
-				return fmt.Errorf("key %d: GET /v1/models: HTTP %d", n, apiErr.StatusCode)
-			}
-			return fmt.Errorf("key %d: GET /v1/models: %w", n, err)
-		}
-		log.Printf("key %d: GET /v1/models -> 200, %d models", n, len(page.Data))
-		return nil
-	}
+	call := func() error { return callModels(ctx, ai, n) }
 	if err := call(); err != nil {
 		return err
 	}
@@ -157,4 +145,23 @@ func useKey(ctx context.Context, client *vault.Client, secret *vault.Secret, ai 
 			}
 		}
 	}
+}
+
+// callModels lists the models with the key: GET /v1/models.
+func callModels(ctx context.Context, ai *openai.Client, n int) error {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	page, err := ai.Models.List(cctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		var apiErr *openai.Error
+		if errors.As(err, &apiErr) {
+			return fmt.Errorf("key %d: GET /v1/models: HTTP %d", n, apiErr.StatusCode)
+		}
+		return fmt.Errorf("key %d: GET /v1/models: %w", n, err)
+	}
+	log.Printf("key %d: GET /v1/models -> 200, %d models", n, len(page.Data))
+	return nil
 }
