@@ -38,7 +38,34 @@ type accountRecord struct {
 	// committed by deleting the entry); records are now written committed
 	// (create_guard.go), and pending ones already stored are still honoured.
 	WALID string `json:"wal_id,omitempty"`
+
+	// The issuance ledger (ledger.go): who received the key and how it
+	// ended. Written with the record, so the issue path gains no write.
+	APIKeyID    string   `json:"api_key_id,omitempty"`
+	Scopes      []string `json:"scopes,omitempty"`
+	DisplayName string   `json:"display_name,omitempty"`
+	EntityID    string   `json:"entity_id,omitempty"`
+	// RequestID is the issuing request's id, which Vault's audit log
+	// carries in clear: the link from a ledger entry to its audit entry.
+	RequestID string `json:"request_id,omitempty"`
+	// LeaseID is unknown at issue (Vault assigns it after the plugin
+	// answers); filled from the first renew or the revoke.
+	LeaseID string `json:"lease_id,omitempty"`
+	// KeyHash is the hex SHA-256 of the key value. A key carries 200+
+	// random bits, so the hash cannot be reversed; the value is never kept.
+	KeyHash string `json:"key_sha256,omitempty"`
+	// KeyHint is the key's last 4 characters, as OpenAI's redacted_value
+	// shows them.
+	KeyHint string `json:"key_hint,omitempty"`
+	// RevokedAt (unix) and RevokedBy (revokeCause) mark a dead key: the
+	// record stays as ledger only until ledger_retention has passed.
+	RevokedAt int64  `json:"revoked_at,omitempty"`
+	RevokedBy string `json:"revoked_by,omitempty"`
 }
+
+// revoked reports whether the record is ledger only: its account is gone
+// (or was never handed out) and nothing may treat it as a live key.
+func (r *accountRecord) revoked() bool { return r.RevokedAt != 0 }
 
 func newAccountRecord(sa *serviceAccountKey, projectID, role string, created time.Time, lifetime time.Duration) *accountRecord {
 	return &accountRecord{
@@ -67,13 +94,13 @@ func (r *accountRecord) committed(ctx context.Context, s logical.Storage) (bool,
 }
 
 // accountClaimedByLease reports whether a record claims the account for a
-// lease: the record exists and is committed. WAL rollback never deletes such
+// lease: the record exists, is not revoked, and is committed. WAL rollback never deletes such
 // an account, and neither may tidy unless the lease can no
 // longer be alive (the record is stale). Accounts with no record, or a
 // pending one, are not claimed.
 func accountClaimedByLease(ctx context.Context, s logical.Storage, serviceAccountID string) (bool, error) {
 	r, err := getAccountRecord(ctx, s, serviceAccountID)
-	if err != nil || r == nil {
+	if err != nil || r == nil || r.revoked() {
 		return false, err
 	}
 	return r.committed(ctx, s)
@@ -108,9 +135,9 @@ func getAccountRecord(ctx context.Context, s logical.Storage, id string) (*accou
 	return r, nil
 }
 
-// deleteAccountRecord forgets an account once OpenAI no longer has it.
-// Deleting a record that never existed (a lease issued before records did)
-// is not an error.
+// deleteAccountRecord removes a record: a failed write undone, or a revoked
+// entry past ledger_retention. Deleting a record that never existed is not
+// an error.
 func deleteAccountRecord(ctx context.Context, s logical.Storage, id string) error {
 	if err := s.Delete(ctx, accountStoragePrefix+id); err != nil {
 		return fmt.Errorf("delete account record %q: %w", id, err)

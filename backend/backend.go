@@ -97,6 +97,16 @@ type backend struct {
 	// walDeleter deletes committed issues' WAL entries off the request
 	// path (wal_deleter.go).
 	walDeleter *walDeleter
+
+	// ledger indexes the account records, which are the issuance ledger
+	// (ledger.go).
+	ledger *ledgerIndex
+
+	// metrics is this mount's own registry (metrics.go).
+	metrics *metrics
+
+	// leaseEnds tells expiries from revocations (secret_api_key.go).
+	leaseEnds leaseEnds
 }
 
 func newBackend() *backend {
@@ -104,8 +114,10 @@ func newBackend() *backend {
 		newClient:   func(s clientSettings) adminClient { return newSDKClient(s) },
 		roleLocks:   locksutil.CreateLocks(),
 		createGuard: newCreateGuard(),
-		liveKeys:    newLiveKeys(),
+		ledger:      newLedgerIndex(),
+		metrics:     newMetrics(),
 	}
+	b.liveKeys = newLiveKeys(b.ledger.liveRoles)
 	b.walDeleter = newWALDeleter(func() hclog.Logger { return b.Logger() })
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
@@ -118,6 +130,8 @@ func newBackend() *backend {
 			[]*framework.Path{pathConfig(b), pathConfigRotateRoot(b)},
 			pathRoles(b),
 			[]*framework.Path{pathCreds(b), pathTidy(b)},
+			pathKeys(b),
+			[]*framework.Path{pathMetrics(b)},
 		),
 		Secrets:           []*framework.Secret{secretAPIKey(b)},
 		WALRollback:       b.walRollback,
@@ -212,7 +226,7 @@ func (b *backend) cachedConfig(ctx context.Context, s logical.Storage) (adminCli
 	if cfg == nil {
 		return nil, nil, errMissingConfig
 	}
-	b.client, b.clientConfig = b.newClient(cfg.clientSettings()), cfg
+	b.client, b.clientConfig = b.buildClient(cfg.clientSettings()), cfg
 	return b.client, b.clientConfig, nil
 }
 

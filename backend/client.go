@@ -24,6 +24,12 @@ type adminClient interface {
 	// as needed, until fn returns false.
 	ListServiceAccounts(ctx context.Context, projectID string, fn func(serviceAccount) bool) error
 
+	// Scoped keys and keys whose expiry follows their lease (client_keys.go).
+	CreateBareServiceAccount(ctx context.Context, projectID, name string) (*createdAccount, error)
+	CreateServiceAccountKey(ctx context.Context, projectID, serviceAccountID string, p keyParams) (*createdKey, error)
+	UpdateAPIKey(ctx context.Context, projectID, keyID string, u keyUpdate) (*apiKeyState, error)
+	DeleteAPIKey(ctx context.Context, projectID, keyID string) error
+
 	ListAdminAPIKeys(ctx context.Context, fn func(adminAPIKey) bool) error
 	GetAdminAPIKey(ctx context.Context, keyID string) (*adminAPIKey, error)
 	CreateAdminAPIKey(ctx context.Context, name string, expiresInSeconds int64) (*adminAPIKey, string, error)

@@ -104,6 +104,20 @@ func mayHaveCreated(err error) bool {
 	return err != nil
 }
 
+// withMayHaveCreated returns err with its "may have created" mark set to
+// may: a caller that made several calls for one create (scoped_create.go)
+// knows better than any one of them whether something is left behind. A
+// storage failure or a bug stays "may have" whatever may says.
+func withMayHaveCreated(err error, may bool) error {
+	var u *upstreamErr
+	if !errors.As(err, &u) {
+		return err
+	}
+	c := *u
+	c.mayHaveCreated = may
+	return &c
+}
+
 // isThrottled: OpenAI answered 429 and the client's retries ran out.
 func isThrottled(err error) bool { return httpStatus(err) == http.StatusTooManyRequests }
 

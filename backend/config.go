@@ -58,9 +58,14 @@ type openaiConfig struct {
 
 	// TidyInterval is nil for configs written before it existed (config_tidy.go).
 	TidyInterval *time.Duration `json:"tidy_interval,omitempty"`
+	// LedgerRetention is nil until written (config_ledger.go).
+	LedgerRetention *time.Duration `json:"ledger_retention,omitempty"`
 
 	// MaxLiveKeys caps the mount's live keys; 0 is unlimited (config_live_keys.go).
 	MaxLiveKeys int `json:"max_live_keys,omitempty"`
+
+	// ExpiryGrace is expiry_grace; 0 means defaultExpiryGrace (config_expiry.go).
+	ExpiryGrace time.Duration `json:"expiry_grace,omitempty"`
 }
 
 // clientSettings is what every client built from this config uses (issue,

@@ -41,8 +41,8 @@ func credsPrefix(req *logical.Request) string {
 	return strings.TrimSuffix(mount, "/") + "/creds/"
 }
 
-// liveRecordProjects counts recorded accounts whose key may still work and
-// lists their projects, sorted.
+// liveRecordProjects counts recorded accounts whose key may still work (not
+// revoked, not past expiry) and lists their projects, sorted.
 func liveRecordProjects(ctx context.Context, s logical.Storage, now time.Time) (int, []string, error) {
 	ids, err := listAccountIDs(ctx, s)
 	if err != nil {
@@ -55,7 +55,7 @@ func liveRecordProjects(ctx context.Context, s logical.Storage, now time.Time) (
 		if err != nil {
 			return 0, nil, err
 		}
-		if r != nil && now.Before(r.keyDeadAt()) {
+		if r != nil && !r.revoked() && now.Before(r.keyDeadAt()) {
 			live++
 			seen[r.ProjectID] = true
 		}

@@ -77,15 +77,15 @@ func (b *backend) commitCreate(ctx context.Context, s logical.Storage, walID, to
 	if b.createGuard.isRolledBack(token) {
 		return errCreateRolledBack
 	}
-	if err := putAccountRecord(ctx, s, rec); err != nil {
+	if err := b.putRecord(ctx, s, rec); err != nil {
 		// A failed put may still have been stored: remove it, or the
 		// record would claim the account for a lease that never exists and
 		// keep rollback off it (tidy would find it only at its expiry).
-		if derr := deleteAccountRecord(ctx, s, rec.ServiceAccountID); derr != nil {
+		if derr := b.deleteRecord(ctx, s, rec.ServiceAccountID); derr != nil {
 			b.Logger().Error("could not undo a failed account record write; tidy removes the account once its lease could have ended",
 				"service_account_id", rec.ServiceAccountID, "error", derr)
 		}
-		return fmt.Errorf("record issued account: %w", err)
+		return &storageErr{fmt.Errorf("record issued account: %w", err)}
 	}
 	res.commit(rec.ServiceAccountID)
 	crashpoint(b.Logger(), "issue.after_record")

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"testing"
+	"time"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
@@ -195,4 +198,77 @@ func indexOf(s, sub string) int {
 		}
 	}
 	return -1
+}
+
+// FuzzScopes: role scopes and a request's narrowing, with any values, answer
+// 2xx or 4xx, never 5xx or a panic. A refused role write changes nothing; an
+// accepted one stores a sorted, de-duplicated list of well-formed scopes; the
+// probe leaves no account and no WAL entry; a refused issue creates nothing,
+// and an accepted one gets a key with a non-empty subset of the role's scopes.
+func FuzzScopes(f *testing.F) {
+	e := newFuzzEnv(f)
+	f.Add("api.model.read,api.all.read", "api.model.read", byte(0), byte(0))
+	f.Add("api.model.read,api.model.read", "", byte(0), byte(0))
+	f.Add("", "api.model.read", byte(0), byte(0))
+	f.Add("a b,\t,", "x", byte(4), byte(4))
+	f.Add("api.modèle.read", "api.model.read,api.other", byte(0), byte(1))
+	f.Fuzz(func(t *testing.T, roleScopes, reqScopes string, k1, k2 byte) {
+		ctx := context.Background()
+		before := snapshot(t, e.storage, roleStoragePrefix)
+		req := &logical.Request{
+			Operation: logical.UpdateOperation, Path: "roles/fuzz", Storage: e.storage,
+			Data: map[string]interface{}{"project_id": fakeopenai.ProjectActive, "scopes": fuzzValue(roleScopes, k1)},
+		}
+		resp, err := e.b.HandleRequest(ctx, req)
+		code := statusOf(req, resp, err)
+		switch {
+		case code >= 500:
+			t.Fatalf("role write answered %d: %v %v", code, resp, err)
+		case code >= 400 && !reflect.DeepEqual(before, snapshot(t, e.storage, roleStoragePrefix)):
+			t.Fatalf("a refused role write (%d) changed storage", code)
+		}
+		// (e.walCount and e.revoke call the fuzz target's Helper: not here.)
+		// The previous input's issue deletes its entry in the background.
+		e.b.walDeleter.settle(10 * time.Second)
+		if wal, err := framework.ListWAL(ctx, e.storage); err != nil || len(wal) != 0 || len(e.fake.LiveAccounts()) != 0 {
+			t.Fatalf("the probe left %d accounts and %d WAL entries (%v)", len(e.fake.LiveAccounts()), len(wal), err)
+		}
+		role, err := getRole(ctx, e.storage, "fuzz")
+		if err != nil || role == nil {
+			return // never stored yet
+		}
+		for i, s := range role.Scopes {
+			if scopeShapeProblem(s) != "" || (i > 0 && role.Scopes[i-1] >= s) {
+				t.Fatalf("stored scopes %q are not sorted, unique and well-formed", role.Scopes)
+			}
+		}
+
+		req = &logical.Request{
+			Operation: logical.UpdateOperation, Path: "creds/fuzz", Storage: e.storage,
+			Data: map[string]interface{}{"scopes": fuzzValue(reqScopes, k2)},
+		}
+		resp, err = e.b.HandleRequest(ctx, req)
+		code = statusOf(req, resp, err)
+		switch {
+		case code >= 500:
+			t.Fatalf("issue answered %d: %v %v", code, resp, err)
+		case code >= 400:
+			if n := len(e.fake.LiveAccounts()); n != 0 {
+				t.Fatalf("a refused issue (%d) left %d accounts", code, n)
+			}
+			return
+		}
+		got, _ := resp.Data["scopes"].([]string)
+		if len(role.Scopes) > 0 && len(got) == 0 {
+			t.Fatalf("a scoped role issued an unscoped key")
+		}
+		for _, s := range got {
+			if !slices.Contains(role.Scopes, s) {
+				t.Fatalf("issued scope %q is not among the role's %q", s, role.Scopes)
+			}
+		}
+		if _, err := e.b.HandleRequest(ctx, &logical.Request{Operation: logical.RevokeOperation, Storage: e.storage, Secret: resp.Secret}); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

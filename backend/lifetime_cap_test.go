@@ -31,7 +31,8 @@ func TestIssue_MountMaxAboveAYearIsCappedAtOneYear(t *testing.T) {
 	}
 	e := &testEnv{t: t, b: raw.(*backend), storage: conf.StorageView, fake: fake, url: srv.URL + "/v1"}
 	e.configure()
-	e.writeRole("app", map[string]interface{}{}) // no max_ttl: the mount's applies
+	// No max_ttl: the mount's applies, and is the key's expiry.
+	e.writeRole("app", map[string]interface{}{"expiry_follows_lease": false})
 
 	resp := e.issue("app", nil)
 	var acct *fakeopenai.Account

@@ -11,7 +11,8 @@ import (
 // Live-key caps: a role's max_live_keys and the mount-wide max_live_keys in
 // config (config_live_keys.go). 0 means unlimited.
 //
-// A key is live while its account record exists (accounts.go): pending
+// A key is live while its account record exists and is not revoked
+// (accounts.go, ledger.go): pending
 // records (an issue in flight, or one that failed and awaits rollback) count
 // as well as committed ones, because their accounts exist at OpenAI. The
 // records are the source of truth, so the count survives a restart; this
@@ -22,8 +23,8 @@ import (
 //     mutex, so N concurrent issuers against a cap of C admit exactly C);
 //     the reservation becomes the account's entry when its record is
 //     written (commitCreate), and is released if the issue fails before;
-//   - revoke (Vault's expiry is a revoke too), WAL rollback and tidy delete
-//     the record and then forget the account.
+//   - revoke (Vault's expiry is a revoke too), WAL rollback and tidy mark
+//     the record revoked and then forget the account (retireAccount).
 //
 // One liveKeys per backend instance, that is per mount. Records are local
 // storage and every issue, revoke, rollback and tidy runs on the active
@@ -35,6 +36,10 @@ import (
 const maxMaxLiveKeys = 100000
 
 type liveKeys struct {
+	// source lists the live accounts and their roles once, at load: the
+	// ledger's index (ledger.go), so storage is read once for both.
+	source func(context.Context, logical.Storage) (map[string]string, error)
+
 	mu     sync.Mutex
 	loaded bool
 	// roleOf maps every recorded account id to its role.
@@ -47,8 +52,8 @@ type liveKeys struct {
 	reservedTotal int
 }
 
-func newLiveKeys() *liveKeys {
-	return &liveKeys{roleOf: map[string]string{}, perRole: map[string]int{}, reserved: map[string]int{}}
+func newLiveKeys(source func(context.Context, logical.Storage) (map[string]string, error)) *liveKeys {
+	return &liveKeys{source: source, roleOf: map[string]string{}, perRole: map[string]int{}, reserved: map[string]int{}}
 }
 
 // liveKeyReservation is one issue's place under the caps. Exactly one of
@@ -60,30 +65,36 @@ type liveKeyReservation struct {
 	done bool // guarded by lk.mu
 }
 
-// load reads every account record once. Called with mu held.
+// load takes the live accounts from source once. Called with mu held.
 func (lk *liveKeys) load(ctx context.Context, s logical.Storage) error {
 	if lk.loaded {
 		return nil
 	}
-	ids, err := listAccountIDs(ctx, s)
+	roleOf, err := lk.source(ctx, s)
 	if err != nil {
-		return err
+		return fmt.Errorf("count live keys: %w", err)
 	}
-	roleOf := make(map[string]string, len(ids))
 	perRole := map[string]int{}
-	for _, id := range ids {
-		r, err := getAccountRecord(ctx, s, id)
-		if err != nil {
-			return fmt.Errorf("count live keys: %w", err)
-		}
-		if r == nil { // deleted since the list
-			continue
-		}
-		roleOf[id] = r.Role
-		perRole[r.Role]++
+	for _, role := range roleOf {
+		perRole[role]++
 	}
 	lk.roleOf, lk.perRole, lk.loaded = roleOf, perRole, true
 	return nil
+}
+
+// perRoleCounts returns the live keys of each role (reservations not
+// included), loading them on first use: the metrics' live-keys gauge.
+func (lk *liveKeys) perRoleCounts(ctx context.Context, s logical.Storage) (map[string]int, error) {
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
+	if err := lk.load(ctx, s); err != nil {
+		return nil, err
+	}
+	out := make(map[string]int, len(lk.perRole))
+	for role, n := range lk.perRole {
+		out[role] = n
+	}
+	return out, nil
 }
 
 // errLiveKeyCap is a refusal by a cap; the caller answers it as a 400.
@@ -162,8 +173,8 @@ func (lk *liveKeys) add(id, role string) {
 	lk.perRole[role]++
 }
 
-// forget uncounts an account whose record was deleted. Idempotent: a revoke
-// and a tidy deleting the same record uncount it once.
+// forget uncounts an account whose record was marked revoked. Idempotent: a
+// revoke and a tidy retiring the same record uncount it once.
 func (lk *liveKeys) forget(id string) {
 	lk.mu.Lock()
 	defer lk.mu.Unlock()
@@ -176,16 +187,6 @@ func (lk *liveKeys) forget(id string) {
 	if lk.perRole[role] == 0 {
 		delete(lk.perRole, role)
 	}
-}
-
-// forgetAccount deletes an account's record and uncounts it: every record
-// delete goes through here (revoke, rollback, tidy).
-func (b *backend) forgetAccount(ctx context.Context, s logical.Storage, id string) error {
-	if err := deleteAccountRecord(ctx, s, id); err != nil {
-		return err
-	}
-	b.liveKeys.forget(id)
-	return nil
 }
 
 // reserveLiveKey applies the role's and the mount's caps to one issue. A

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,6 +35,11 @@ import (
 //	(b) no lease whose revoke reported success still has its account;
 //	(e) a config write or delete without force that would leave live keys
 //	    unrevocable (their projects invisible, or no admin key) is refused;
+//	(f) every live lease's account record exists, and for a lease whose key
+//	    follows it (expiry_follows_lease), the record's key expiry is not
+//	    before the lease's end (else tidy could delete a live lease's
+//	    account) and, unless its last renewal failed, neither is the key's
+//	    expiry at OpenAI;
 //
 // and at quiescent points (every modelQuiesceEvery steps and at the end),
 // with OpenAI healthy and config back on A, after one WAL rollback:
@@ -48,7 +54,7 @@ import (
 // modelDefaultSteps) and MODEL_RUNS (seeds MODEL_SEED, MODEL_SEED+1, ...)
 // select the walk; a failure prints the seed, the step and the last steps.
 // MODEL_WITHOUT (comma-separated: org-b, config-delete, mid-call-rotation,
-// long-names, tiny-names) leaves a kind of step out, to see what fails
+// long-names, tiny-names, scopes) leaves a kind of step out, to see what fails
 // next once the first failure is understood.
 // The walk (steps, faults, choices) is a function of the seed; the names and
 // ids the engine and the fake draw at random are not, so a failure that
@@ -125,7 +131,15 @@ type modelLease struct {
 	issued    time.Time
 	projectID string
 	saID      string
+	keyID     string
 	state     modelLeaseState
+	// follows: the lease's key expiry follows it; end is the lease's end
+	// as last granted; keyUncertain: the last renewal failed, so OpenAI may
+	// hold the expiry that renewal asked for (a lost answer).
+	follows      bool
+	end          time.Time
+	keyUncertain bool
+	scopes       []string // the key's, as issued
 }
 
 func (l *modelLease) String() string {
@@ -226,7 +240,10 @@ func (m *model) setupRoles() {
 	}
 	roles := []role{
 		{"model-plain", map[string]interface{}{"project_id": modelProjectA, "ttl": "10m", "max_ttl": "1h"}},
-		{"model-other", map[string]interface{}{"project_id": modelProjectB, "ttl": "10m", "max_ttl": "1h"}},
+		// Keys at max_ttl, renewals without a call.
+		{"model-other", map[string]interface{}{"project_id": modelProjectB, "ttl": "10m", "max_ttl": "1h", "expiry_follows_lease": false}},
+		// Two calls per issue: a bare account, then its scoped key.
+		{"model-scoped", map[string]interface{}{"project_id": modelProjectA, "scopes": "api.model.read,api.responses.write", "ttl": "10m", "max_ttl": "1h"}},
 		// 62 possible names: collisions between leases are common.
 		{"model-tiny", map[string]interface{}{"project_id": modelProjectA, "name_template": "svc-{{ random 1 }}", "ttl": "10m", "max_ttl": "1h"}},
 		// With an 84-character display name, shortening cuts the random
@@ -234,7 +251,8 @@ func (m *model) setupRoles() {
 		{modelLongRole, map[string]interface{}{"project_id": modelProjectA, "name_template": "{{ .DisplayName }}-{{ random 8 }}-{{ .RoleName }}", "ttl": "10m", "max_ttl": "1h"}},
 	}
 	for _, r := range roles {
-		if (r.name == modelLongRole && m.without["long-names"]) || (r.name == "model-tiny" && m.without["tiny-names"]) {
+		if (r.name == modelLongRole && m.without["long-names"]) || (r.name == "model-tiny" && m.without["tiny-names"]) ||
+			(r.name == "model-scoped" && m.without["scopes"]) {
 			continue
 		}
 		var err error
@@ -473,6 +491,46 @@ func (m *model) createPlan() []modelFault {
 	return nil
 }
 
+// keyPlan is for the second call of a scoped issue, the key create.
+func (m *model) keyPlan() []modelFault {
+	switch m.pick(60, 8, 8, 6, 4, 2, 3, 3) {
+	case 1:
+		return []modelFault{mf429}
+	case 2:
+		return []modelFault{mf500}
+	case 3:
+		return []modelFault{mfDone502} // a twin key on the account
+	case 4:
+		return []modelFault{mfLost}
+	case 5:
+		return []modelFault{m.midCallRotation()}
+	case 6:
+		return repeatFault(mf500, 6) // the issue fails after the bare account exists
+	case 7:
+		return repeatFault(mfDone502, 6)
+	}
+	return nil
+}
+
+// updatePlan is for a renewal's key update.
+func (m *model) updatePlan() []modelFault {
+	switch m.pick(60, 10, 10, 5, 5, 3, 4) {
+	case 1:
+		return []modelFault{mf429}
+	case 2:
+		return []modelFault{mf500}
+	case 3:
+		return []modelFault{mfLost}
+	case 4:
+		return []modelFault{mfDone502}
+	case 5:
+		return []modelFault{m.midCallRotation()}
+	case 6:
+		return repeatFault(mf500, 6) // the renewal fails
+	}
+	return nil
+}
+
 func (m *model) deletePlan() []modelFault {
 	switch m.pick(50, 10, 8, 10, 5, 1, 5, 4) {
 	case 1:
@@ -542,12 +600,19 @@ func (m *model) stepIssue() {
 	if m.rng.IntN(2) == 0 {
 		dn, dnLabel = modelLongDisplayName, "long84"
 	}
-	plan := m.createPlan()
+	plan, keyPlan := m.createPlan(), m.keyPlan()
 	m.up.setPlan(fakeopenai.OpCreateServiceAccount, plan...)
-	resp, err := m.callResp(logical.UpdateOperation, "creds/"+role, nil, dn)
+	m.up.setPlan(fakeopenai.OpCreateServiceAccountKey, keyPlan...)
+	var data map[string]interface{}
+	narrowed := role == "model-scoped" && m.rng.IntN(3) == 0
+	if narrowed {
+		data = map[string]interface{}{"scopes": "api.model.read"}
+	}
+	start := time.Now()
+	resp, err := m.callResp(logical.UpdateOperation, "creds/"+role, data, dn)
 	if err != nil {
 		m.stats["issue_failed"]++
-		m.logStep("issue role=%s dn=%s create=%s (config %q) -> %s", role, dnLabel, planString(plan), m.target, outcome(err))
+		m.logStep("issue role=%s dn=%s create=%s key=%s (config %q) -> %s", role, dnLabel, planString(plan), planString(keyPlan), m.target, outcome(err))
 		return
 	}
 	if resp == nil || resp.Secret == nil {
@@ -561,10 +626,17 @@ func (m *model) stepIssue() {
 	m.nIssued++
 	s := *resp.Secret
 	s.IssueTime = time.Now()
-	l := &modelLease{n: m.nIssued, role: role, secret: &s, issued: s.IssueTime, projectID: projectID, saID: saID}
+	if got, _ := resp.Data["scopes"].([]string); narrowed && !slices.Equal(got, []string{"api.model.read"}) {
+		m.fail("issue role=%s narrowed to api.model.read returned scopes %v", role, got)
+	}
+	keyID, _ := resp.Data["api_key_id"].(string)
+	follows, _ := s.InternalData["expiry_follows_lease"].(bool)
+	l := &modelLease{n: m.nIssued, role: role, secret: &s, issued: s.IssueTime, projectID: projectID, saID: saID, keyID: keyID,
+		follows: follows, end: start.Add(s.TTL)}
+	l.scopes, _ = resp.Data["scopes"].([]string)
 	m.leases = append(m.leases, l)
 	m.stats["issue_ok"]++
-	m.logStep("issue role=%s dn=%s create=%s (config %q) -> ok %s name=%v", role, dnLabel, planString(plan), m.target, l, resp.Data["service_account_name"])
+	m.logStep("issue role=%s dn=%s create=%s key=%s (config %q) -> ok %s name=%v", role, dnLabel, planString(plan), planString(keyPlan), m.target, l, resp.Data["service_account_name"])
 }
 
 func (m *model) stepRevoke() {
@@ -599,13 +671,24 @@ func (m *model) stepRenew() {
 	s := *l.secret
 	s.IssueTime = l.issued
 	s.Increment = time.Duration(m.rng.IntN(7200)) * time.Second
-	err := m.secretOp(logical.RenewOperation, &s)
+	plan := m.updatePlan()
+	m.up.setPlan(fakeopenai.OpUpdateProjectKey, plan...)
+	start := time.Now()
+	resp, err := m.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.RenewOperation, Storage: m.storage, Secret: &s})
+	if err == nil && resp != nil && resp.IsError() {
+		err = resp.Error()
+	}
 	if err != nil {
 		m.stats["renew_failed"]++
+		l.keyUncertain = true
 	} else {
 		m.stats["renew_ok"]++
+		l.keyUncertain = false
+		if resp != nil && resp.Secret != nil {
+			l.end = start.Add(resp.Secret.TTL)
+		}
 	}
-	m.logStep("renew %s increment=%s -> %s", l, s.Increment, outcome(err))
+	m.logStep("renew %s increment=%s update=%s (config %q) -> %s", l, s.Increment, planString(plan), m.target, outcome(err))
 }
 
 func (m *model) stepRollback() {
@@ -828,6 +911,7 @@ func (m *model) checkInvariants() {
 			if !exists {
 				m.fail("(a) the account of live %s was deleted while its lease lives", l)
 			}
+			m.checkKeyExpiry(l)
 		case leaseRevoked:
 			if exists {
 				m.fail("(b) %s was reported revoked but its account %s still lives at OpenAI (name %q)", l, l.saID, live[l.saID].Name)
@@ -837,6 +921,42 @@ func (m *model) checkInvariants() {
 		kept = append(kept, l)
 	}
 	m.leases = kept
+}
+
+// checkKeyExpiry checks (f) for one live lease. The lease's end is taken
+// when its issue or renewal began, so it is at most that request's
+// duration early; expiries are whole seconds.
+func (m *model) checkKeyExpiry(l *modelLease) {
+	r, err := getAccountRecord(context.Background(), m.storage, l.saID)
+	if err != nil {
+		m.fail("read record of %s: %v", l, err)
+	}
+	if r == nil {
+		m.fail("(f) live %s has no account record", l)
+	}
+	if !l.follows {
+		return
+	}
+	// A lease at its maximum lifetime ends when Vault says, a moment after
+	// the key's hard cap (taken before the create, as an expiry at max_ttl
+	// always was): the key dies with it, not later.
+	end := min(l.end.Unix(), int64Of(l.secret.InternalData["key_expiry_cap"])) - 1
+	if r.KeyExpiresAt < end {
+		m.fail("(f) the record of live %s says its key expires %ds before the lease ends: tidy would delete a live lease's account", l, end-r.KeyExpiresAt)
+	}
+	if l.keyUncertain {
+		return
+	}
+	k, ok := m.orgA.fake.Key(l.keyID)
+	if !ok {
+		m.fail("(f) the key of live %s is gone at OpenAI", l)
+	}
+	if k.ExpiresAt < end {
+		m.fail("(f) the key of live %s expires at OpenAI %ds before its lease ends", l, end-k.ExpiresAt)
+	}
+	if !slices.Equal(k.Scopes, l.scopes) {
+		m.fail("the key of live %s has scopes %v at OpenAI, %v when issued", l, k.Scopes, l.scopes)
+	}
 }
 
 // quiesce heals OpenAI, puts config back on A and runs one rollback, then
@@ -896,8 +1016,19 @@ func (m *model) drain() {
 	if err != nil {
 		m.fail("list records: %v", err)
 	}
-	if len(ids) > 0 {
-		m.fail("%d account record(s) remain after every lease was revoked: %v", len(ids), ids)
+	// Revoked records stay as the ledger (ledger.go); none may be live.
+	var live []string
+	for _, id := range ids {
+		r, err := getAccountRecord(context.Background(), m.storage, id)
+		if err != nil {
+			m.fail("read record %s: %v", id, err)
+		}
+		if r != nil && !r.revoked() {
+			live = append(live, id)
+		}
+	}
+	if len(live) > 0 {
+		m.fail("%d live account record(s) remain after every lease was revoked: %v", len(live), live)
 	}
 }
 

@@ -144,6 +144,10 @@ func modelClassify(r *http.Request) fakeopenai.Op {
 		return fakeopenai.OpListServiceAccounts
 	case len(s) == 4 && s[0] == "projects" && s[2] == "service_accounts" && r.Method == http.MethodDelete:
 		return fakeopenai.OpDeleteServiceAccount
+	case len(s) == 5 && s[0] == "projects" && s[2] == "service_accounts" && s[4] == "api_keys" && r.Method == http.MethodPost:
+		return fakeopenai.OpCreateServiceAccountKey
+	case len(s) == 4 && s[0] == "projects" && s[2] == "api_keys" && r.Method == http.MethodPost:
+		return fakeopenai.OpUpdateProjectKey
 	case len(s) == 2 && s[0] == "projects" && r.Method == http.MethodGet:
 		return fakeopenai.OpGetProject
 	case len(s) == 1 && s[0] == "admin_api_keys" && r.Method == http.MethodPost:

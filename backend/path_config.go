@@ -88,7 +88,9 @@ func pathConfig(b *backend) *framework.Path {
 	addSuppliedKeyFields(p.Fields)
 	addConfigGuardFields(p.Fields)
 	addTidyConfigFields(p.Fields)
+	addLedgerConfigFields(p.Fields)
 	addLiveKeysConfigFields(p.Fields)
+	addExpiryConfigFields(p.Fields)
 	addRetryConfigFields(p.Fields)
 	return p
 }
@@ -111,6 +113,9 @@ pending deletion.
 Rotation deletes the old key at OpenAI. A key you supplied may be shared with
 another mount, cluster or tool: set delete_supplied_key_on_rotate=false to
 keep it (keys the engine created itself are always deleted).
+
+expiry_grace (default 5m) is how long past its lease's current end a key of
+a role with expiry_follows_lease stays valid at OpenAI.
 
 Changing base_url or organization_id, or writing an admin key that cannot see
 the projects of keys this mount issued, is refused while such keys are live
@@ -152,7 +157,9 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	data["rotation_window"] = int64(cfg.Rotation.RotationWindow.Seconds())
 	addSuppliedKeyData(cfg, data)
 	addTidyConfigData(cfg, data)
+	addLedgerConfigData(cfg, data)
 	addLiveKeysConfigData(cfg, data)
+	addExpiryConfigData(cfg, data)
 	addRetryConfigData(cfg, data)
 	return &logical.Response{Data: data}, nil
 }
@@ -237,7 +244,13 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if resp := parseTidyConfig(cfg, d); resp != nil {
 		return resp, nil
 	}
+	if resp := parseLedgerConfig(cfg, d); resp != nil {
+		return resp, nil
+	}
 	if resp := parseLiveKeysConfig(cfg, d); resp != nil {
+		return resp, nil
+	}
+	if resp := parseExpiryConfig(cfg, d); resp != nil {
 		return resp, nil
 	}
 	if resp := parseRetryConfig(cfg, d); resp != nil {
@@ -260,7 +273,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if _, ok := d.GetOk("admin_api_key_id"); !ok && old != nil && (old.BaseURL != cfg.BaseURL || old.OrganizationID != cfg.OrganizationID) {
 		cfg.AdminAPIKeyID = "" // looked up again where config now points
 	}
-	client := b.newClient(cfg.clientSettings())
+	client := b.buildClient(cfg.clientSettings())
 	if resp, err := b.verifyAdminKey(ctx, cfg, client); resp != nil || err != nil {
 		return resp, err
 	}

@@ -29,6 +29,11 @@ func pathCreds(b *backend) *framework.Path {
 				Description:  "Requested lease TTL; capped at the role's max_ttl (the response warns when it is).",
 				DisplayAttrs: &framework.DisplayAttributes{Name: "TTL"},
 			},
+			"scopes": {
+				Type: framework.TypeCommaStringSlice,
+				Description: "Narrow the key to these of the role's scopes: a non-empty subset of them. " +
+					"Without it the key carries all of the role's scopes. Refused for a role without scopes.",
+			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation:   &framework.PathOperation{Callback: b.pathCredsIssue},
@@ -43,8 +48,15 @@ const pathCredsHelp = `
 Each read creates a new OpenAI project service account and returns its API
 key (api_key) on a renewable lease. Revoking the lease, or letting it expire,
 deletes the service account and with it the key. The key also carries an
-OpenAI-side expiry equal to the lease's maximum lifetime, so it dies on time
-even if Vault cannot revoke it.
+OpenAI-side expiry: its lease's current end plus config's expiry_grace, moved
+on each renewal (role expiry_follows_lease, the default), or else the lease's
+maximum lifetime; so it dies on time even if Vault cannot revoke it.
+
+A role with scopes issues keys restricted to them (two OpenAI calls: a bare
+account, then its scoped key; one call without scopes). The request's scopes
+narrow them to a non-empty subset of the role's; a role without scopes
+refuses scopes in a request. The response lists the key's scopes (empty: all
+permissions of the account).
 
 The account is named by the role's name_template followed by "-" and a
 12-character random token the engine appends (for example
@@ -57,6 +69,10 @@ a lease is revoked or expires.
 
 A 401 or 403 from OpenAI means the engine's admin key is rejected: the error
 says so and names config; the requester cannot fix it.
+
+Every issued key gets an entry in the issuance ledger (keys/<api_key_id>):
+the requesting token's display name and entity id, this request's id, the
+key's ids, scopes, SHA-256 and last 4 characters; never the key itself.
 `
 
 func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -88,6 +104,13 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	if err != nil {
 		return nil, err
 	}
+	rawScopes, scopesGiven := d.GetOk("scopes")
+	requestedScopes, _ := rawScopes.([]string)
+	scopes, scopeResp := narrowScopes(roleName, role.Scopes, requestedScopes, scopesGiven)
+	if scopeResp != nil {
+		return scopeResp, nil
+	}
+	spec := keySpec{Scopes: scopes, ExpiresIn: issueKeyLifetime(role.expiryFollowsLease(), ttl, maxTTL, cfg.expiryGrace())}
 
 	if tmplErr != nil {
 		return logical.ErrorResponse("name_template of role %q: %s", roleName, tmplErr), nil
@@ -98,15 +121,30 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	}
 
 	res, capResp, err := b.reserveLiveKey(ctx, req.Storage, roleName, role, cfg)
-	if capResp != nil || err != nil {
-		return capResp, err
+	if capResp != nil {
+		b.metrics.issueFailed(failCap)
+		b.Logger().Info("issue refused by a live-key cap", "role", roleName, "project_id", role.ProjectID, "display_name", req.DisplayName)
+		return capResp, nil
+	}
+	if err != nil {
+		b.metrics.issueFailed(failStorage)
+		return nil, err
 	}
 	// Released unless the account's record was written (commitCreate).
 	defer res.release()
 
-	sa, err := b.createServiceAccount(ctx, req.Storage, client, role.ProjectID, roleName, base, maxTTL, res)
+	// No key expiry may pass this, renewals included (key_expiry.go).
+	keyExpiryCap := time.Now().Add(maxTTL).Unix()
+	who := issuerOf(req)
+	sa, rec, err := b.createServiceAccount(ctx, req.Storage, client, role.ProjectID, roleName, base, maxTTL, spec, who, res)
 	if fresh := b.clientAfterAuthFailure(ctx, req.Storage, client, err); fresh != nil {
-		sa, err = b.createServiceAccount(ctx, req.Storage, fresh, role.ProjectID, roleName, base, maxTTL, res)
+		sa, rec, err = b.createServiceAccount(ctx, req.Storage, fresh, role.ProjectID, roleName, base, maxTTL, spec, who, res)
+	}
+	if err != nil {
+		cause := issueFailureCause(err)
+		b.metrics.issueFailed(cause)
+		b.Logger().Warn("issue failed", "role", roleName, "project_id", role.ProjectID, "display_name", req.DisplayName,
+			"cause", cause, "error", err)
 	}
 	switch {
 	case isAuthError(err):
@@ -128,13 +166,16 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 			"service_account_id":   sa.ID,
 			"service_account_name": sa.Name,
 			"project_id":           role.ProjectID,
+			"scopes":               append([]string{}, scopes...),
 		},
 		apiKeyInternal{
-			ServiceAccountID: sa.ID,
-			ProjectID:        role.ProjectID,
-			APIKeyID:         sa.KeyID,
-			Role:             roleName,
-			MaxTTLSeconds:    int64(maxTTL.Seconds()),
+			ServiceAccountID:   sa.ID,
+			ProjectID:          role.ProjectID,
+			APIKeyID:           sa.KeyID,
+			Role:               roleName,
+			MaxTTLSeconds:      int64(maxTTL.Seconds()),
+			ExpiryFollowsLease: role.expiryFollowsLease() && sa.KeyID != "",
+			KeyExpiryCap:       keyExpiryCap,
 		}.toMap(),
 	)
 	resp.Secret.TTL = ttl
@@ -142,6 +183,9 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	for _, w := range warnings {
 		resp.AddWarning(w)
 	}
+	b.metrics.keyIssued(roleName)
+	b.Logger().Info("issued key", append(rec.logFields(), "request_id", req.ID, "ttl_s", int64(ttl.Seconds()),
+		"scopes", len(scopes))...)
 	return resp, nil
 }
 
@@ -158,14 +202,16 @@ func effectiveMaxTTL(mountMax, roleMax time.Duration) time.Duration {
 	return maxTTL
 }
 
-// createServiceAccount makes the one upstream call of an issue, guarded by a
-// WAL entry written first: if the process dies, or the response is lost after
+// createServiceAccount makes the upstream calls of an issue (one, or two
+// with scopes: scoped_create.go), guarded by a WAL entry written first: if the process dies, or the response is lost after
 // OpenAI created the account, rollback finds the account by the unique token
 // in its name and deletes it. base is the template's part of the name.
-func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, client adminClient, projectID, roleName, base string, lifetime time.Duration, res *liveKeyReservation) (*serviceAccountKey, error) {
+// The returned record is the key's ledger entry, written committed.
+func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, client adminClient, projectID, roleName, base string,
+	lifetime time.Duration, spec keySpec, who ledgerIssuer, res *liveKeyReservation) (*serviceAccountKey, *accountRecord, error) {
 	name, token, err := uniqueName(base)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := time.Now()
 	wal := &walServiceAccount{
@@ -177,7 +223,7 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 	}
 	walID, err := framework.PutWAL(ctx, s, walKindServiceAccount, wal)
 	if err != nil {
-		return nil, fmt.Errorf("write WAL entry: %w", err)
+		return nil, nil, &storageErr{fmt.Errorf("write WAL entry: %w", err)}
 	}
 	crashpoint(b.Logger(), "issue.after_wal")
 
@@ -185,7 +231,7 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 	// the request's own deadline: the client bounds it by retry_budget plus
 	// one request_timeout, and this caps it below the rollback age too.
 	cctx, cancel := context.WithTimeout(ctx, b.createTimeLimit())
-	sa, err := client.CreateServiceAccount(cctx, projectID, name, int64(lifetime.Seconds()))
+	sa, err := b.createAccountWithKey(cctx, ctx, client, projectID, name, spec)
 	cancel()
 	crashpoint(b.Logger(), "issue.after_create")
 	if err != nil {
@@ -194,7 +240,7 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 		if !mayHaveCreated(err) {
 			b.deleteWALQuietly(ctx, s, walID)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 
 	if sa.EarlierAttemptMayHaveCreated {
@@ -204,14 +250,16 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 		twin := *wal
 		twin.KeepID = sa.ID
 		if _, err := framework.PutWAL(ctx, s, walKindServiceAccount, &twin); err != nil {
-			return nil, fmt.Errorf("write WAL entry: %w", err)
+			return nil, nil, &storageErr{fmt.Errorf("write WAL entry: %w", err)}
 		}
 	}
 
-	if err := b.commitCreate(ctx, s, walID, token, newAccountRecord(sa, projectID, roleName, now, lifetime), res); err != nil {
-		return nil, err
+	rec := newAccountRecord(sa, projectID, roleName, now, lifetime)
+	rec.recordIssue(sa, spec.Scopes, who)
+	if err := b.commitCreate(ctx, s, walID, token, rec, res); err != nil {
+		return nil, nil, err
 	}
-	return sa, nil
+	return sa, rec, nil
 }
 
 func (b *backend) deleteWALQuietly(ctx context.Context, s logical.Storage, walID string) {

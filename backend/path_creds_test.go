@@ -42,9 +42,10 @@ func TestCreds_IssueIsOneCallWithExpiry(t *testing.T) {
 	if len(live) != 1 || live[0].ID != d["service_account_id"] || live[0].Name != d["service_account_name"] {
 		t.Fatalf("fake holds %+v", live)
 	}
-	// OpenAI-side expiry equals the lease's whole lifetime.
-	if got := live[0].KeyExpiresAt - live[0].CreatedAt; got < 7195 || got > 7205 {
-		t.Fatalf("key expires %ds after creation, want ~7200", got)
+	// OpenAI-side expiry follows the lease: its first end (10m) plus the
+	// default expiry_grace (5m).
+	if got := live[0].KeyExpiresAt - live[0].CreatedAt; got < 895 || got > 905 {
+		t.Fatalf("key expires %ds after creation, want ~900", got)
 	}
 	if e.walCount() != 0 {
 		t.Fatalf("%d WAL entries left after a clean issue", e.walCount())
@@ -58,7 +59,8 @@ func TestCreds_IssueIsOneCallWithExpiry(t *testing.T) {
 func TestCreds_DefaultsToMountMaxAndCapsRequestedTTL(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure()
-	e.writeRole("app", map[string]interface{}{})
+	// A key whose expiry does not follow its lease expires at the lease's max.
+	e.writeRole("app", map[string]interface{}{"expiry_follows_lease": false})
 	resp := e.issue("app", nil)
 	if resp.Secret.TTL != testDefaultLeaseTTL || resp.Secret.MaxTTL != testMaxLeaseTTL {
 		t.Fatalf("ttl=%s max=%s", resp.Secret.TTL, resp.Secret.MaxTTL)

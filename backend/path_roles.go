@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,7 +23,16 @@ type roleEntry struct {
 	MaxTTL       time.Duration `json:"max_ttl"`
 	// MaxLiveKeys caps the role's live keys; 0 is unlimited (live_keys.go).
 	MaxLiveKeys int `json:"max_live_keys,omitempty"`
+	// Scopes restrict every key the role issues (sorted; empty: unscoped).
+	Scopes []string `json:"scopes,omitempty"`
+	// ExpiryAtMaxTTL is expiry_follows_lease=false, stored inverted so that
+	// roles written before the field existed follow their leases, the
+	// default (key_expiry.go).
+	ExpiryAtMaxTTL bool `json:"expiry_at_max_ttl,omitempty"`
 }
+
+// expiryFollowsLease is the role's expiry_follows_lease.
+func (r *roleEntry) expiryFollowsLease() bool { return !r.ExpiryAtMaxTTL }
 
 func pathRoles(b *backend) []*framework.Path {
 	return []*framework.Path{
@@ -80,6 +90,23 @@ func pathRoles(b *backend) []*framework.Path {
 						"until one of the role's leases is revoked or expires. 0 (default) is unlimited; at most 100000.",
 					DisplayAttrs: &framework.DisplayAttributes{Name: "Max live keys"},
 				},
+				"scopes": {
+					Type: framework.TypeCommaStringSlice,
+					Description: "OpenAI API-key scopes every key of this role carries (for example api.model.read); empty (default) " +
+						"gives keys all the permissions of their service account. Scope names are OpenAI's: the list is checked " +
+						"at write by creating and deleting one key with these scopes, so a scope OpenAI refuses is a 400 here. " +
+						"At most 32, each up to 64 visible ASCII characters; duplicates are dropped and the list is stored sorted. " +
+						"With scopes, issuing makes two OpenAI calls (a bare account, then its key) instead of one, " +
+						"and a request may narrow them (creds scopes=...).",
+				},
+				"expiry_follows_lease": {
+					Type: framework.TypeBool,
+					Description: "When true (default), a key expires at OpenAI at its lease's current end plus config's expiry_grace, " +
+						"and every renewal first moves that expiry (one OpenAI call; if OpenAI refuses, the renewal fails). " +
+						"When false, a key expires at its lease's max_ttl and renewals make no call.",
+					Default:      true,
+					DisplayAttrs: &framework.DisplayAttributes{Name: "Expiry follows lease"},
+				},
 			},
 			ExistenceCheck: b.roleExistenceCheck,
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -111,6 +138,18 @@ A role names the OpenAI project its keys belong to, how each key's service
 account is named, and how long keys live. The project is checked at write
 time: it must exist and be active. Deleting or changing a role does not touch
 keys already issued; their leases still revoke.
+
+scopes restricts every key of the role to those OpenAI API-key scopes
+(OpenAI's names, for example api.model.read; OpenAI publishes no list). When
+the scopes (or the project of a role with scopes) change, the write creates
+one key with them and deletes it again: a scope OpenAI refuses is a 400
+carrying OpenAI's message, and nothing is stored. Requests may narrow a
+role's scopes to a non-empty subset (creds/<role> scopes=...).
+
+expiry_follows_lease (default true) gives each key an OpenAI-side expiry at
+its lease's end plus config's expiry_grace, moved on every renewal, so a key
+outlives a lost Vault by at most one TTL plus the grace; false keeps the
+expiry at max_ttl and makes renewals call nothing.
 `
 
 func (b *backend) roleLock(name string) *locksutil.LockEntry {
@@ -188,11 +227,13 @@ func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *fra
 		return nil, err
 	}
 	return &logical.Response{Data: map[string]interface{}{
-		"project_id":    role.ProjectID,
-		"name_template": role.NameTemplate,
-		"ttl":           int64(role.TTL.Seconds()),
-		"max_ttl":       int64(role.MaxTTL.Seconds()),
-		"max_live_keys": role.MaxLiveKeys,
+		"project_id":           role.ProjectID,
+		"name_template":        role.NameTemplate,
+		"ttl":                  int64(role.TTL.Seconds()),
+		"max_ttl":              int64(role.MaxTTL.Seconds()),
+		"max_live_keys":        role.MaxLiveKeys,
+		"scopes":               append([]string{}, role.Scopes...),
+		"expiry_follows_lease": role.expiryFollowsLease(),
 	}}, nil
 }
 
@@ -210,7 +251,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if role == nil {
 		role = &roleEntry{NameTemplate: defaultNameTemplate}
 	}
-	oldProject := role.ProjectID
+	oldProject, oldScopes := role.ProjectID, role.Scopes
 
 	if v, ok := d.GetOk("project_id"); ok {
 		role.ProjectID = strings.TrimSpace(v.(string))
@@ -246,6 +287,16 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 		}
 		role.MaxLiveKeys = v.(int)
 	}
+	if v, ok := d.GetOk("scopes"); ok {
+		scopes, resp := normalizeScopes("scopes", v.([]string))
+		if resp != nil {
+			return resp, nil
+		}
+		role.Scopes = scopes
+	}
+	if v, ok := d.GetOk("expiry_follows_lease"); ok {
+		role.ExpiryAtMaxTTL = !v.(bool)
+	}
 
 	var warnings []string
 	if sysMax := b.System().MaxLeaseTTL(); role.MaxTTL > sysMax {
@@ -255,6 +306,13 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	// The project is checked here, once, so the issue path needs no extra call.
 	if role.ProjectID != oldProject {
 		if resp, err := b.checkProject(ctx, req.Storage, role.ProjectID); resp != nil || err != nil {
+			return resp, err
+		}
+	}
+	// Scopes are probed where they will be used: again when the project
+	// changes, since OpenAI may accept a scope in one project and not another.
+	if len(role.Scopes) > 0 && (role.ProjectID != oldProject || !slices.Equal(role.Scopes, oldScopes)) {
+		if resp, err := b.probeScopes(ctx, req.Storage, role.ProjectID, name, role.Scopes); resp != nil || err != nil {
 			return resp, err
 		}
 	}

@@ -13,6 +13,7 @@ import (
 func (b *backend) periodicFunc(ctx context.Context, req *logical.Request) error {
 	// Gates itself: records are local, so it also runs on performance secondaries.
 	b.periodicTidy(ctx, req.Storage)
+	b.periodicPruneLedger(ctx, req.Storage)
 	if !b.WriteSafeReplicationState() {
 		return nil
 	}

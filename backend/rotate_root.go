@@ -35,9 +35,16 @@ type rotationResult struct {
 // rotateRoot replaces the admin key: create, verify, persist, delete the old.
 // configMu serialises it with config writes and other rotations, so
 // concurrent rotations take turns and never share an old key.
-func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*rotationResult, error) {
+func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (res *rotationResult, err error) {
 	b.configMu.Lock()
 	defer b.configMu.Unlock()
+	// Every rotation, by hand or scheduled, is counted and logged once here.
+	defer func() {
+		b.metrics.rotation(err)
+		if err != nil {
+			b.Logger().Warn("admin key rotation failed", "error", err)
+		}
+	}()
 
 	cfg, err := getConfig(ctx, s)
 	if err != nil {
@@ -46,7 +53,7 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*rotationR
 	if cfg == nil {
 		return nil, errMissingConfig
 	}
-	oldClient := b.newClient(cfg.clientSettings())
+	oldClient := b.buildClient(cfg.clientSettings())
 	oldKeyID := cfg.AdminAPIKeyID
 	keepOld := !cfg.deleteOldKeyOnRotate()
 	name := rotatedKeyName(cfg.MountLabel)
@@ -86,7 +93,7 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage) (*rotationR
 	newCfg.AdminAPIKeyExpiresAt = newKey.ExpiresAt
 	newCfg.AdminAPIKeyCreatedAt = newKey.CreatedAt
 	newCfg.AdminAPIKeyCreatedByEngine = true
-	newClient := b.newClient(newCfg.clientSettings())
+	newClient := b.buildClient(newCfg.clientSettings())
 
 	if err := verifyNewAdminKey(ctx, newClient, newKey.ID); err != nil {
 		b.discardNewAdminKey(ctx, s, oldClient, newKey.ID, walID)

@@ -125,7 +125,7 @@ func (b *backend) retryPendingDeletions(ctx context.Context, s logical.Storage) 
 	if err != nil || cfg == nil {
 		return err
 	}
-	return b.deletePendingAdminKeys(ctx, s, b.newClient(cfg.clientSettings()), cfg)
+	return b.deletePendingAdminKeys(ctx, s, b.buildClient(cfg.clientSettings()), cfg)
 }
 
 // registerRotation hands the schedule to Vault's rotation manager where it

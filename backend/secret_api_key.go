@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -21,16 +22,27 @@ type apiKeyInternal struct {
 	APIKeyID         string
 	Role             string
 	MaxTTLSeconds    int64
+	// ExpiryFollowsLease: renewing moves the key's OpenAI-side expiry
+	// (key_expiry.go); never set on leases issued before it existed.
+	ExpiryFollowsLease bool
+	// KeyExpiryCap (Unix seconds) is the latest expiry the key may be given:
+	// the start of its issue plus the lease's maximum lifetime.
+	KeyExpiryCap int64
 }
 
 func (k apiKeyInternal) toMap() map[string]interface{} {
-	return map[string]interface{}{
+	m := map[string]interface{}{
 		"service_account_id": k.ServiceAccountID,
 		"project_id":         k.ProjectID,
 		"api_key_id":         k.APIKeyID,
 		"role":               k.Role,
 		"max_ttl":            k.MaxTTLSeconds,
 	}
+	if k.ExpiryFollowsLease {
+		m["expiry_follows_lease"] = true
+		m["key_expiry_cap"] = k.KeyExpiryCap
+	}
+	return m
 }
 
 // decodeAPIKeyInternal reads a lease's internal data tolerantly: numbers may
@@ -44,16 +56,9 @@ func decodeAPIKeyInternal(m map[string]interface{}) (apiKeyInternal, error) {
 		APIKeyID:         str("api_key_id"),
 		Role:             str("role"),
 	}
-	switch v := m["max_ttl"].(type) {
-	case int64:
-		k.MaxTTLSeconds = v
-	case int:
-		k.MaxTTLSeconds = int64(v)
-	case float64:
-		k.MaxTTLSeconds = int64(v)
-	case fmt.Stringer: // json.Number
-		k.MaxTTLSeconds, _ = strconv.ParseInt(v.String(), 10, 64)
-	}
+	k.MaxTTLSeconds = int64Of(m["max_ttl"])
+	k.ExpiryFollowsLease, _ = m["expiry_follows_lease"].(bool)
+	k.KeyExpiryCap = int64Of(m["key_expiry_cap"])
 	if k.ServiceAccountID == "" || k.ProjectID == "" {
 		return k, errors.New("lease internal data lacks service_account_id or project_id")
 	}
@@ -61,6 +66,22 @@ func decodeAPIKeyInternal(m map[string]interface{}) (apiKeyInternal, error) {
 		return k, errors.New("lease internal data holds a malformed project or service account id")
 	}
 	return k, nil
+}
+
+// int64Of reads a number however a storage round trip left it; 0 if absent.
+func int64Of(v interface{}) int64 {
+	switch v := v.(type) {
+	case int64:
+		return v
+	case int:
+		return int64(v)
+	case float64:
+		return int64(v)
+	case fmt.Stringer: // json.Number
+		n, _ := strconv.ParseInt(v.String(), 10, 64)
+		return n
+	}
+	return 0
 }
 
 func secretAPIKey(b *backend) *framework.Secret {
@@ -79,14 +100,19 @@ func secretAPIKey(b *backend) *framework.Secret {
 				Type:        framework.TypeString,
 				Description: "The project service account that owns the key; deleted on revocation.",
 			},
+			"scopes": {
+				Type:        framework.TypeCommaStringSlice,
+				Description: "The key's OpenAI scopes; empty means all permissions of its service account.",
+			},
 		},
 		Renew:  b.secretAPIKeyRenew,
 		Revoke: b.secretAPIKeyRevoke,
 	}
 }
 
-// secretAPIKeyRenew extends a lease within the max lifetime fixed at issue,
-// which is also the key's expiry at OpenAI; a role since tightened applies.
+// secretAPIKeyRenew extends a lease within the max lifetime fixed at issue
+// (a role since tightened applies). A lease whose key follows it first moves
+// the key's OpenAI-side expiry (key_expiry.go); others make no call.
 func (b *backend) secretAPIKeyRenew(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	key, err := decodeAPIKeyInternal(req.Secret.InternalData)
 	if err != nil {
@@ -114,6 +140,20 @@ func (b *backend) secretAPIKeyRenew(ctx context.Context, req *logical.Request, _
 	if err != nil {
 		return nil, err
 	}
+	if key.followsLease() {
+		if err := b.moveKeyExpiry(ctx, req.Storage, key, ttl, req.Secret.LeaseID); err != nil {
+			return nil, err
+		}
+	}
+	// The ledger learns the lease's id here at the latest (a no-op once
+	// known, or when the expiry write above recorded it). A failure fails
+	// the renewal: Vault retries it, and the lease keeps its old end.
+	if err := b.noteLeaseID(ctx, req.Storage, key.ServiceAccountID, req.Secret.LeaseID); err != nil {
+		return nil, fmt.Errorf("renew: record the lease id in the ledger: %w", err)
+	}
+	b.leaseEnds.set(key.ServiceAccountID, time.Now().Add(ttl))
+	b.Logger().Debug("renewed key lease", "role", key.Role, "project_id", key.ProjectID, "service_account_id", key.ServiceAccountID,
+		"api_key_id", key.APIKeyID, "lease_id", req.Secret.LeaseID, "ttl_s", int64(ttl.Seconds()))
 	resp := &logical.Response{Secret: req.Secret}
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = maxTTL
@@ -157,6 +197,81 @@ func (b *backend) secretAPIKeyRevoke(ctx context.Context, req *logical.Request, 
 		return nil, fmt.Errorf("revoke service account %s: %w", key.ServiceAccountID, err)
 	}
 	// Only once OpenAI no longer has the account; a lease from before
-	// records existed has none, which deleting tolerates.
-	return nil, b.forgetAccount(ctx, req.Storage, key.ServiceAccountID)
+	// records existed has none, which retiring tolerates.
+	cause := revokeCause(req.Secret, b.leaseEnds.take(key.ServiceAccountID), time.Now())
+	r, err := b.retireAccount(ctx, req.Storage, key.ServiceAccountID, cause, req.Secret.LeaseID)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		r = &accountRecord{Role: key.Role, ProjectID: key.ProjectID, ServiceAccountID: key.ServiceAccountID,
+			APIKeyID: key.APIKeyID, LeaseID: req.Secret.LeaseID}
+	}
+	b.Logger().Info("revoked key", append(r.logFields(), "cause", cause)...)
+	return nil, nil
+}
+
+// expiryTolerance absorbs the delay between a lease's end and Vault's
+// revocation call, and clock steps between them.
+const expiryTolerance = 2 * time.Second
+
+// revokeCause tells an expiry from an explicit revoke. Vault calls the same
+// Revoke for both and says nothing of which it is, so it is inferred from
+// the lease's end: a revocation at or after the end, less expiryTolerance,
+// is an expiry; an earlier one was asked for. The end is renewedEnd when
+// this process renewed the lease (leaseEnds), else the issue time plus the
+// TTL, which Vault passes (its last renewal time it does not pass). So
+// after a restart or failover, a renewed lease revoked by hand after its
+// first TTL would have run out reads as an expiry; a revoke within 2s of
+// the end reads as one too, and a lease without times as a revoke.
+func revokeCause(s *logical.Secret, renewedEnd time.Time, now time.Time) string {
+	end := renewedEnd
+	if end.IsZero() {
+		if s == nil || s.TTL <= 0 || s.IssueTime.IsZero() {
+			return revokedByRevoke
+		}
+		end = s.IssueTime.Add(s.TTL)
+	}
+	if !now.Before(end.Add(-expiryTolerance)) {
+		return revokedByExpiry
+	}
+	return revokedByRevoke
+}
+
+// leaseEnds remembers, in memory only (a renewal writes nothing for it),
+// when each lease renewed on this node now ends, for revokeCause.
+// Entries leave at revocation; one whose lease vanished otherwise (forced
+// revocation) is dropped after maxKeyLifetime.
+type leaseEnds struct {
+	mu    sync.Mutex
+	ends  map[string]time.Time // service account id -> lease end
+	swept int                  // len(ends) after the last sweep
+}
+
+func (l *leaseEnds) set(id string, end time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ends == nil {
+		l.ends = map[string]time.Time{}
+	}
+	// Sweep only when the map has doubled since the last sweep, so a
+	// renewal costs amortised constant time.
+	if len(l.ends) >= 2*l.swept+1024 {
+		now := time.Now()
+		for k, e := range l.ends {
+			if now.Sub(e) > maxKeyLifetime {
+				delete(l.ends, k)
+			}
+		}
+		l.swept = len(l.ends)
+	}
+	l.ends[id] = end
+}
+
+func (l *leaseEnds) take(id string) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	end := l.ends[id]
+	delete(l.ends, id)
+	return end
 }

@@ -216,7 +216,18 @@ func (e *testEnv) assertNoSecret(where, s string, issued ...string) {
 	}
 }
 
+// record returns the account's live record: nil when there is none or it
+// is revoked (ledger only, ledger.go). ledgerRecord returns either.
 func (e *testEnv) record(id string) *accountRecord {
+	e.t.Helper()
+	r := e.ledgerRecord(id)
+	if r != nil && r.revoked() {
+		return nil
+	}
+	return r
+}
+
+func (e *testEnv) ledgerRecord(id string) *accountRecord {
 	e.t.Helper()
 	r, err := getAccountRecord(context.Background(), e.storage, id)
 	if err != nil {
@@ -225,13 +236,20 @@ func (e *testEnv) record(id string) *accountRecord {
 	return r
 }
 
+// recordCount counts live (not revoked) records.
 func (e *testEnv) recordCount() int {
 	e.t.Helper()
 	ids, err := listAccountIDs(context.Background(), e.storage)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return len(ids)
+	n := 0
+	for _, id := range ids {
+		if e.record(id) != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // scriptedCreates answers the n-th create attempt (from 1) with script(n):
@@ -461,7 +479,7 @@ func (e *testEnv) ageRecord(id string, d time.Duration) {
 	if r.KeyExpiresAt > 0 {
 		r.KeyExpiresAt -= s
 	}
-	if err := putAccountRecord(context.Background(), e.storage, r); err != nil {
+	if err := e.b.putRecord(context.Background(), e.storage, r); err != nil {
 		e.t.Fatal(err)
 	}
 }

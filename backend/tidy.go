@@ -103,11 +103,19 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage, now time.Time, dr
 	if err != nil {
 		return nil, err
 	}
+	// The index says which records are ledger only, so a long retention
+	// does not make every sweep read every revoked entry.
+	if err := b.ledger.ensure(ctx, s); err != nil {
+		return nil, err
+	}
 	tracked := make(map[string]bool, len(ids))
 	byProject := map[string][]*accountRecord{} // candidates for deletion
 	projects := map[string]bool{}
 	for _, id := range ids {
 		tracked[id] = true
+		if e, ok := b.ledger.entry(id); ok && e.revokedAt != 0 {
+			continue
+		}
 		r, err := getAccountRecord(ctx, s, id)
 		if err != nil {
 			// Undecodable: leave it for an operator rather than guess.
@@ -115,8 +123,10 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage, now time.Time, dr
 			rep.Failed++
 			continue
 		}
-		if r == nil {
-			continue // revoked meanwhile
+		if r == nil || r.revoked() {
+			// Deleted meanwhile, or ledger only (ledger.go): its account
+			// is gone at OpenAI, so the sweep never deletes it again.
+			continue
 		}
 		rep.Records++
 		if allProjects {
@@ -224,14 +234,14 @@ func (b *backend) tidyProject(ctx context.Context, s logical.Storage, client adm
 				continue
 			}
 			rep.Deleted++
-			b.Logger().Info("tidy: deleted orphaned service account", "project_id", projectID,
-				"service_account_id", r.ServiceAccountID, "name", r.Name, "role", r.Role,
-				"created_at", time.Unix(r.CreatedAt, 0).UTC().Format(time.RFC3339))
+			b.metrics.accountSwept()
+			b.Logger().Info("tidy: deleted orphaned service account", append(r.logFields(), "name", r.Name,
+				"created_at", time.Unix(r.CreatedAt, 0).UTC().Format(time.RFC3339))...)
 		}
 		if dryRun {
 			continue
 		}
-		if err := b.forgetAccount(ctx, s, r.ServiceAccountID); err != nil {
+		if _, err := b.retireAccount(ctx, s, r.ServiceAccountID, revokedByTidy, ""); err != nil {
 			return true, err
 		}
 	}

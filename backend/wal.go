@@ -163,11 +163,18 @@ func (b *backend) rollbackServiceAccount(ctx context.Context, s logical.Storage,
 			}
 		}
 		// A record exists when an earlier build left it pending, or a
-		// failed record write could not be undone.
-		if err := b.forgetAccount(ctx, s, sa.ID); err != nil {
+		// failed record write could not be undone: the ledger keeps it,
+		// revoked by rollback.
+		r, err := b.retireAccount(ctx, s, sa.ID, revokedByRollback, "")
+		if err != nil {
 			return fmt.Errorf("rollback: %w", err)
 		}
-		log.Info("rolled back service account from an interrupted issue", "service_account_id", sa.ID)
+		fields := []interface{}{"service_account_id", sa.ID, "service_account_name", sa.Name}
+		if r != nil {
+			fields = append(r.logFields(), "service_account_name", sa.Name)
+		}
+		log.Info("rolled back service account from an interrupted issue", fields...)
+		b.metrics.accountRolledBack()
 		deleted++
 	}
 	// Entries of committed issues normally go right after the response
@@ -197,7 +204,7 @@ func (b *backend) rollbackAdminKeyRotation(ctx context.Context, s logical.Storag
 	if cfg == nil {
 		return nil // config deleted: nothing left to rotate or to keep
 	}
-	client := b.newClient(cfg.clientSettings())
+	client := b.buildClient(cfg.clientSettings())
 
 	if entry.NewKeyID != "" && cfg.AdminAPIKeyID == entry.NewKeyID {
 		// Persisted before the crash: roll forward.

@@ -52,6 +52,9 @@ const (
 	opKV       = "kv_write"
 	opUpstream = "upstream_create"
 	opIssue    = "issue"
+	// opIssueScoped issues from a role with scopes: a bare account, then a
+	// scoped key on it (two upstream calls).
+	opIssueScoped = "issue_scoped"
 )
 
 // kvCells is the KV v2 write floor: Vault's own request and storage write, on
@@ -78,6 +81,18 @@ func issueCells(lats []time.Duration, clients ...int) cellDef {
 		Upstream: map[fakeopenai.Op]int{fakeopenai.OpCreateServiceAccount: 1}}
 }
 
+// scopedIssueCells reads openai/creds/bench-scoped: one key, one lease, two
+// upstream calls (bare account, scoped key).
+func scopedIssueCells(lats []time.Duration, clients ...int) cellDef {
+	return cellDef{Op: opIssueScoped, Latencies: lats, Clients: clients, Target: scopedIssueTarget, Issues: true,
+		Upstream: map[fakeopenai.Op]int{fakeopenai.OpCreateServiceAccount: 1, fakeopenai.OpCreateServiceAccountKey: 1}}
+}
+
+func scopedIssueTarget(e *benchEnv) loadTarget {
+	return loadTarget{URL: e.v.Addr + "/v1/", Path: "openai/creds/" + benchScopedRole, Method: "GET", VaultToken: e.v.Token,
+		Expect: []string{`"lease_id":"openai/creds/` + benchScopedRole + `/`, `"api_key":"sk-`, `"scopes":["` + benchScope + `"]`}}
+}
+
 // issueTarget checks a lease and a key in the answer by byte search (the key
 // itself is never kept or printed).
 func issueTarget(e *benchEnv) loadTarget {
@@ -95,6 +110,8 @@ func issueTarget(e *benchEnv) loadTarget {
 const (
 	vaultRevocationWorkers     = 200
 	benchRole                  = "bench"
+	benchScopedRole            = "bench-scoped"
+	benchScope                 = "api.model.read"
 	benchFloorProject          = "proj_bench_floor"
 	benchPollInterval          = 50 * time.Millisecond
 	benchRoleTTL, benchRoleMax = "1h", "2h"
@@ -230,17 +247,18 @@ type benchReport struct {
 	StartedAt   time.Time   `json:"started_at"`
 	WallSeconds float64     `json:"wall_seconds"`
 	// Medians over the repetitions, by op; Runs holds every repetition.
-	Issue      []cellResult       `json:"issue"`
-	KVFloor    []cellResult       `json:"kv_write_floor"`
-	SDKFloor   []cellResult       `json:"upstream_call_floor"`
-	Cells      []cellResult       `json:"cells"` // every op's medians, in run order
-	Runs       []cellResult       `json:"runs"`
-	Ratios     []ratioRow         `json:"ratios"`
-	Revocation []revocationResult `json:"revocation"`
-	Plugin     pluginResult       `json:"plugin"`
-	Calls      callsResult        `json:"upstream_calls"`
-	Targets    []targetResult     `json:"targets"`
-	Notes      []string           `json:"notes"`
+	Issue       []cellResult       `json:"issue"`
+	IssueScoped []cellResult       `json:"issue_scoped"`
+	KVFloor     []cellResult       `json:"kv_write_floor"`
+	SDKFloor    []cellResult       `json:"upstream_call_floor"`
+	Cells       []cellResult       `json:"cells"` // every op's medians, in run order
+	Runs        []cellResult       `json:"runs"`
+	Ratios      []ratioRow         `json:"ratios"`
+	Revocation  []revocationResult `json:"revocation"`
+	Plugin      pluginResult       `json:"plugin"`
+	Calls       callsResult        `json:"upstream_calls"`
+	Targets     []targetResult     `json:"targets"`
+	Notes       []string           `json:"notes"`
 }
 
 // runBench runs every phase and returns the report; failures of correctness

@@ -50,6 +50,7 @@ func newBenchEnv(t *testing.T, rep *benchReport, opts harness.VaultOptions, with
 	}
 	harness.WriteConfig(t, e.v, "openai", e.f, nil)
 	harness.WriteRole(t, e.v, "openai", benchRole, map[string]any{"ttl": benchRoleTTL, "max_ttl": benchRoleMax})
+	harness.WriteRole(t, e.v, "openai", benchScopedRole, map[string]any{"ttl": benchRoleTTL, "max_ttl": benchRoleMax, "scopes": benchScope})
 	e.c = benchClient(t, e.v)
 	if withKV {
 		if err := e.v.Client.Sys().Mount("kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {

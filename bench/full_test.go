@@ -42,6 +42,8 @@ func TestBench(t *testing.T) {
 			issueCells([]time.Duration{0}, 1, 16, 64),
 			upstreamCells([]time.Duration{100 * time.Millisecond}, 32, 128),
 			issueCells([]time.Duration{100 * time.Millisecond}, 32, 128),
+			scopedIssueCells([]time.Duration{0}, 16),
+			scopedIssueCells([]time.Duration{100 * time.Millisecond}, 32),
 		},
 		Reps:            3,
 		PerCell:         12000,

@@ -105,6 +105,23 @@ func targets(rep *benchReport) []targetResult {
 		add("(d) storage writes per issue and per revoke", "counted (Vault's barrier puts and deletes, sys/metrics)", got, is.PerRequest.BarrierPuts > 0)
 	}
 
+	// (e) scoped issue: two upstream calls, so at 100 ms its p50 should be
+	// close to two round trips plus Vault's own request, not more.
+	for _, sc := range rep.IssueScoped {
+		if sc.LatencyMS == 0 {
+			continue
+		}
+		kv, ok1 := findCell(rep.KVFloor, 0, sc.Concurrency)
+		sdk, ok2 := findCell(rep.SDKFloor, sc.LatencyMS, sc.Concurrency)
+		if !ok1 || !ok2 {
+			continue
+		}
+		floor := 2*sdk.P50MS + kv.P50MS
+		add(fmt.Sprintf("(e) scoped issue p50, %d ms upstream, %d clients", sc.LatencyMS, sc.Concurrency),
+			fmt.Sprintf("<= 1.10 x (2 x upstream p50 %.2f + KV p50 %.2f) = %.1f ms", sdk.P50MS, kv.P50MS, 1.1*floor),
+			fmt.Sprintf("%s = %.3f x", rng(sc, true), sc.P50MS/floor), sc.P50MS <= 1.1*floor)
+	}
+
 	var revDefault float64
 	for _, r := range rep.Revocation {
 		if r.Kind == "revoke-prefix" && r.Workers == vaultRevocationWorkers && r.LatencyMS > 0 {
@@ -213,6 +230,20 @@ func markdown(rep *benchReport) string {
 			r.ThrVsKV, r.ThrVsSDK, r.P50VsSum, r.ThrVsIdeal)
 	}
 	w("\nideal = min(KV writes/s, clients ÷ (KV p50 + upstream p50)): Vault's own request and write, then one upstream call, back to back.\n\n")
+
+	if len(rep.IssueScoped) > 0 {
+		w("## Scoped issue beside unscoped\n\n")
+		w("A role with `scopes` issues in two upstream calls (a bare account, then a scoped key on it); the same role without scopes in one. Same run, same Vault: median (min–max).\n\n")
+		w("| upstream | clients | scoped issues/s | scoped p50 ms | unscoped issues/s | unscoped p50 ms | p50 scoped − unscoped | upstream p50 ms |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, sc := range rep.IssueScoped {
+			un, _ := findCell(rep.Issue, sc.LatencyMS, sc.Concurrency)
+			sdk, _ := findCell(rep.SDKFloor, sc.LatencyMS, sc.Concurrency)
+			w("| %d ms | %d | %.0f (%.0f–%.0f) | %.2f (%.2f–%.2f) | %.0f | %.2f | %.2f | %.2f |\n",
+				sc.LatencyMS, sc.Concurrency, sc.PerSecond, sc.PerSecondMin, sc.PerSecondMax, sc.P50MS, sc.P50MSMin, sc.P50MSMax,
+				un.PerSecond, un.P50MS, sc.P50MS-un.P50MS, sdk.P50MS)
+		}
+		w("\n")
+	}
 
 	w("## Every cell: CPU and storage per request\n\n")
 	w("Medians over the repetitions. CPU ms per measured request of Vault, the plugin, the load generator and the fake (the test process, which serves it in-process); our share of the machine (all four), the machine's busy share (the difference is anything else running) and the hypervisor's steal. Barrier puts and deletes: Vault's encrypted storage operations per request (its own and the plugin's). Upstream calls per successful request, counted at the fake.\n\n")

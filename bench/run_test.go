@@ -78,6 +78,8 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 				rep.SDKFloor = append(rep.SDKFloor, m)
 			case opIssue:
 				rep.Issue = append(rep.Issue, m)
+			case opIssueScoped:
+				rep.IssueScoped = append(rep.IssueScoped, m)
 			}
 		}
 		slices.SortStableFunc(rep.Issue, func(a, b cellResult) int { return cmp.Or(a.LatencyMS-b.LatencyMS, a.Concurrency-b.Concurrency) })

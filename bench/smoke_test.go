@@ -25,6 +25,7 @@ func TestBenchSmoke(t *testing.T) {
 			upstreamCells([]time.Duration{0, 50 * time.Millisecond}, 16),
 			issueCells([]time.Duration{0}, 1, 16),
 			issueCells([]time.Duration{50 * time.Millisecond}, 16),
+			scopedIssueCells([]time.Duration{50 * time.Millisecond}, 16),
 		},
 		Reps:            2,
 		PerCell:         60,
@@ -36,8 +37,9 @@ func TestBenchSmoke(t *testing.T) {
 		Contract:        true,
 	})
 	writeReport(t, rep, dir)
-	if len(rep.Runs) != 2*7 || len(rep.Issue) != 3 || len(rep.KVFloor) != 2 || len(rep.SDKFloor) != 2 {
-		t.Errorf("%d runs (want 14), %d issue, %d KV, %d upstream medians (want 3, 2, 2)", len(rep.Runs), len(rep.Issue), len(rep.KVFloor), len(rep.SDKFloor))
+	if len(rep.Runs) != 2*8 || len(rep.Issue) != 3 || len(rep.IssueScoped) != 1 || len(rep.KVFloor) != 2 || len(rep.SDKFloor) != 2 {
+		t.Errorf("%d runs (want 16), %d issue, %d scoped issue, %d KV, %d upstream medians (want 3, 1, 2, 2)",
+			len(rep.Runs), len(rep.Issue), len(rep.IssueScoped), len(rep.KVFloor), len(rep.SDKFloor))
 	}
 	for _, c := range rep.Runs {
 		if c.Requests == 0 || c.PerRequest.LoadgenCPUMS <= 0 {
