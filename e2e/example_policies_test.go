@@ -132,8 +132,8 @@ func TestExamplePolicies(t *testing.T) {
 	del := func(c *api.Client, path string) func() error {
 		return func() error { _, err := c.Logical().Delete(path); return err }
 	}
-	// notForbidden: the policy lets the call through; Vault may still answer
-	// 404 where the engine has no such path (keys/ on an engine without a ledger).
+	// notForbidden: the policy lets the call through; the engine may still
+	// answer 4xx (a lookup that matches nothing).
 	notForbidden := func(do func() error) func() error {
 		return func() error {
 			if err := do(); is403(err) {
@@ -145,12 +145,13 @@ func TestExamplePolicies(t *testing.T) {
 	configData := map[string]any{"admin_api_key": f.AdminKey(), "base_url": f.URL}
 
 	// The app: issue (read and update), renew through the default policy.
-	var lease string
+	var lease, keyID string
 	check("openai-app", []call{
 		{"read openai/creds/app", func() error {
 			s, err := app.Logical().Read("openai/creds/app")
 			if err == nil {
 				lease = s.LeaseID
+				keyID, _ = dataString(s, "api_key_id")
 				v.AddSecret(s.Data["api_key"].(string))
 			}
 			return err
@@ -167,6 +168,7 @@ func TestExamplePolicies(t *testing.T) {
 		{"write openai/tidy", write(app, "openai/tidy", nil)},
 		{"write openai/config/rotate-root", write(app, "openai/config/rotate-root", nil)},
 		{"list openai/keys", list(app, "openai/keys")},
+		{"read openai/keys/<its key id>", read(app, "openai/keys/"+keyID)},
 		{"revoke-prefix openai/creds/app", func() error { return app.Sys().RevokePrefix("openai/creds/app") }},
 	})
 
@@ -183,8 +185,12 @@ func TestExamplePolicies(t *testing.T) {
 		}},
 		{"read openai/roles/app", read(auditor, "openai/roles/app")},
 		{"list openai/roles", list(auditor, "openai/roles")},
-		{"list openai/keys (404 without a ledger)", notForbidden(list(auditor, "openai/keys"))},
-		{"read openai/keys/k (404 without a ledger)", notForbidden(read(auditor, "openai/keys/k"))},
+		{"list openai/keys", list(auditor, "openai/keys")},
+		{"read openai/keys/<the app's key id>", read(auditor, "openai/keys/"+keyID)},
+		{"read openai/keys/lookup redacted_value=... (no match may be a 404)", notForbidden(func() error {
+			_, err := auditor.Logical().ReadWithData("openai/keys/lookup", map[string][]string{"redacted_value": {"sk-svcacct-...abcd"}})
+			return err
+		})},
 	}, []call{
 		{"read openai/creds/app", read(auditor, "openai/creds/app")},
 		{"write openai/creds/app", write(auditor, "openai/creds/app", nil)},
@@ -195,7 +201,14 @@ func TestExamplePolicies(t *testing.T) {
 		{"write openai/tidy", write(auditor, "openai/tidy", nil)},
 		{"write openai/config/rotate-root", write(auditor, "openai/config/rotate-root", nil)},
 		{"revoke-prefix openai/creds/app", func() error { return auditor.Sys().RevokePrefix("openai/creds/app") }},
+		{"write openai/keys/lookup (a full key value)", write(auditor, "openai/keys/lookup", map[string]any{"api_key": "sk-svcacct-x"})},
 	})
+	// The ledger entry the auditor reads is the app's key's, without the key.
+	if s, err := auditor.Logical().Read("openai/keys/" + keyID); err != nil || s == nil || s.Data["api_key_id"] != keyID {
+		t.Errorf("the auditor's read of openai/keys/%s: %v %v", keyID, s, err)
+	} else if _, has := s.Data["api_key"]; has {
+		t.Errorf("the ledger entry holds api_key")
+	}
 
 	// The operator: runs the mount and ends keys, never reads one.
 	check("openai-operator", []call{
@@ -213,6 +226,7 @@ func TestExamplePolicies(t *testing.T) {
 		{"read openai/creds/app", read(operator, "openai/creds/app")},
 		{"write openai/creds/app", write(operator, "openai/creds/app", map[string]any{"ttl": "1m"})},
 		{"read openai/creds/other", read(operator, "openai/creds/other")},
+		{"read openai/keys/<a key id>", read(operator, "openai/keys/"+keyID)},
 		{"revoke-prefix openai/", func() error { return operator.Sys().RevokePrefix("openai/") }},
 		{"write a policy", func() error { return operator.Sys().PutPolicy("x", `path "*" { capabilities = ["sudo"] }`) }},
 		{"disable the mount", func() error { return operator.Sys().Unmount("openai") }},

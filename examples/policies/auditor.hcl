@@ -1,8 +1,12 @@
 # An auditor's policy: read how the mount is set up, change nothing, issue nothing.
 #
 # config answers without the admin key (it is write-only). keys/ is the
-# engine's ledger of issued keys where the engine has one; on a build without
-# it Vault answers 404 there, not 403.
+# engine's ledger of issued keys: list, read an entry by key id, and
+# `vault read openai/keys/lookup redacted_value=...` (a key as OpenAI shows it
+# redacted). Looking a key up by its full value is a write (the value goes in
+# the body, never a URL): add `update` on "openai/keys/lookup" for auditors who
+# investigate leaked keys. On an engine build without the ledger Vault answers
+# 404 on keys/, not 403.
 path "openai/config" {
   capabilities = ["read"]
 }
