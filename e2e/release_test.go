@@ -33,8 +33,9 @@ import (
 // t.Parallel run before the parallel ones start. With a warm Go build cache it
 // is four links; a cold cache compiles the module four times over (minutes).
 func TestReleaseScript(t *testing.T) {
-	const version = "v0.3.0"
-	dist := t.TempDir()
+	const version = "v0.1.0" // the install block below names it
+	work := t.TempDir()
+	dist := filepath.Join(work, "dist")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -145,20 +146,23 @@ func TestReleaseScript(t *testing.T) {
 		t.Skipf("the linux/amd64 binary cannot run as a plugin on %s/%s", runtime.GOOS, runtime.GOARCH)
 	}
 
-	// The linux/amd64 binary as a plugin, registered with the sum SHA256SUMS
-	// gives and the version.
+	// The linux/amd64 binary as a plugin: the install-from-release commands
+	// (README.md's block readme-test:install-release when it has one, else
+	// the same commands here) check the sum, copy the binary, register it by
+	// the sum SHA256SUMS gives and the version, and enable it.
 	pluginDir := t.TempDir()
 	name := pluginName + "_" + version + "_linux_amd64"
-	copyFile(t, filepath.Join(dist, name), filepath.Join(pluginDir, pluginName))
 	v := startVault(t, VaultOptions{PluginDir: pluginDir})
 	fake := newFake(t)
-	for _, args := range [][]string{
-		{"plugin", "register", "-sha256=" + sums[name], "-version=" + version, "-command=" + pluginName, "secret", pluginName},
-		{"secrets", "enable", "-path=openai", "-plugin-version=" + version, pluginName},
-	} {
-		if _, stderr, code := v.CLI(args...); code != 0 {
-			t.Fatalf("vault %s: exit %d: %s", strings.Join(args, " "), code, stderr)
-		}
+	block := installFromRelease
+	if raw, _ := os.ReadFile(filepath.Join(suite.repoRoot, "README.md")); strings.Contains(string(raw), "<!-- readme-test:install-release -->") {
+		block = readmeBlock(t, "install-release")
+		t.Log("running README.md's install-release block")
+	}
+	out = []byte(runScript(t, v, block, work, withVaultOnPath(envWithout(
+		"VAULT_ADDR="+v.Addr, "VAULT_TOKEN="+v.Token, "VAULT_PLUGIN_DIR="+pluginDir)), time.Minute))
+	if !strings.Contains(string(out), name+": OK") {
+		t.Errorf("the install commands did not verify the binary's sum:\n%s", out)
 	}
 	m, err := v.Client.Sys().GetMount("openai")
 	if err != nil {
@@ -179,3 +183,13 @@ func TestReleaseScript(t *testing.T) {
 	waitFor(t, 30*time.Second, "the release binary to delete the revoked key's account", func() bool { return len(fake.LiveAccounts()) == 0 })
 	t.Logf("release.sh built 4 binaries in %s; the linux/amd64 one runs as plugin %s on Vault", took.Round(100*time.Millisecond), version)
 }
+
+// installFromRelease installs dist/'s linux/amd64 binary on a Vault whose
+// plugin_directory is $VAULT_PLUGIN_DIR, from the repository root after
+// `make release` (or from a directory holding a downloaded dist/).
+const installFromRelease = `(cd dist && sha256sum -c --ignore-missing SHA256SUMS)
+cp dist/vault-plugin-openai_v0.1.0_linux_amd64 "$VAULT_PLUGIN_DIR/vault-plugin-openai"
+vault plugin register -sha256="$(grep '_v0.1.0_linux_amd64$' dist/SHA256SUMS | cut -d' ' -f1)" \
+    -version=v0.1.0 -command=vault-plugin-openai secret vault-plugin-openai
+vault secrets enable -path=openai -plugin-version=v0.1.0 vault-plugin-openai
+`
