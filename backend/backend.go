@@ -132,6 +132,7 @@ func newBackend() *backend {
 			[]*framework.Path{pathCreds(b), pathTidy(b)},
 			pathKeys(b),
 			[]*framework.Path{pathMetrics(b)},
+			pathUsage(b),
 		),
 		Secrets:           []*framework.Secret{secretAPIKey(b)},
 		WALRollback:       b.walRollback,
