@@ -36,6 +36,7 @@ var troubleshootingStrings = map[string]string{
 	"scope":        "OpenAI refused a key with scopes",
 	"cap":          "keys are live",
 	"budget":       "can no longer be renewed; request a new key",
+	"expiryMove":   "renew: could not move the OpenAI-side expiry",
 }
 
 // wantError fails unless err is a refusal whose message contains the
@@ -178,6 +179,15 @@ func TestTroubleshootingErrorsSeenOnRealVault(t *testing.T) {
 	if err := v.Client.Sys().RevokeWithContext(t.Context(), first.LeaseID); err != nil {
 		t.Errorf("revoking %s: %v", first.LeaseID, err)
 	}
+
+	// A renewal whose key expiry OpenAI will not move (the key was deleted
+	// at OpenAI, as from the dashboard): the lease is not extended.
+	moved := issue(t, v, "openai", "r", nil)
+	if !f.DeleteKey(fakeopenai.ProjectActive, moved.APIKeyID) {
+		t.Errorf("expiryMove: the fake has no key %s", moved.APIKeyID)
+	}
+	_, err = v.Client.Sys().Renew(moved.LeaseID, 600)
+	wantError(t, "expiryMove", err)
 
 	// The budget-killed key's renewal, once the periodic check has
 	// killed it (its ledger entry says revoked_by budget).
