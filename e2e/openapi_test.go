@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net/http"
 	"reflect"
 	"sort"
 	"strings"
@@ -93,8 +92,7 @@ type oasDoc struct {
 
 func readOpenAPI(t *testing.T, v *Vault) *oasDoc {
 	t.Helper()
-	req := v.Client.NewRequest(http.MethodGet, "/v1/sys/internal/specs/openapi")
-	resp, err := v.Client.RawRequestWithContext(context.Background(), req)
+	resp, err := v.Client.Logical().ReadRawWithContext(context.Background(), "sys/internal/specs/openapi")
 	if err != nil {
 		t.Fatalf("reading sys/internal/specs/openapi: %v", err)
 	}
@@ -347,8 +345,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		t.Errorf("%s: declared 200 %+v, fields %v, media types %v; want no JSON body and a description naming the text format",
 			mop.OperationID, mop.Responses["200"], fields, types)
 	}
-	req := v.Client.NewRequest(http.MethodGet, "/v1/openai/metrics")
-	resp, err := v.Client.RawRequestWithContext(context.Background(), req)
+	resp, err := v.Client.Logical().ReadRawWithContext(context.Background(), "openai/metrics")
 	if err != nil {
 		t.Fatalf("GET openai/metrics: %v", err)
 	}
