@@ -63,9 +63,9 @@ func (b *backend) rotateStaticRoleLocked(ctx context.Context, s logical.Storage,
 	// 1. At most two of the engine's keys are ever live: a rotation ahead
 	// of schedule ends the previous key's overlap early rather than make a
 	// third. If it cannot be deleted, nothing is created.
-	if role.Previous != nil {
+	if prev := role.Previous; prev != nil {
 		if err := b.deletePreviousStaticKey(ctx, s, client, name, role); err != nil {
-			return nil, fmt.Errorf("previous key %s could not be deleted, so no new key was made (the current one keeps working): %w", role.Previous.ID, err)
+			return nil, fmt.Errorf("previous key %s could not be deleted, so no new key was made (the current one keeps working): %w", prev.ID, err)
 		}
 	}
 
@@ -158,6 +158,8 @@ func (b *backend) deletePreviousStaticKey(ctx context.Context, s logical.Storage
 	}
 	role.Previous = nil
 	if err := putStaticRole(ctx, s, name, role); err != nil {
+		// Still stored: the next try deletes it again (404 counts as done).
+		role.Previous = prev
 		return fmt.Errorf("forget deleted previous key: %w", err)
 	}
 	b.Logger().Info("static role's previous key deleted", "static_role", name, "api_key_id", prev.ID)
