@@ -166,6 +166,13 @@ func (b *backend) deletePreviousStaticKey(ctx context.Context, s logical.Storage
 	return nil
 }
 
+// staticTickSlack: Vault's tick comes once a minute with some jitter, so a
+// rotation that falls due a moment after a tick would wait a whole extra
+// minute (a 1m period would rotate every 2m). A tick this close before the
+// due time rotates instead; readers were told ttl, and re-read at most this
+// much early.
+const staticTickSlack = 15 * time.Second
+
 // staticPeriodic runs on the active node's tick: ends overlaps that are due
 // (failed deletes are retried here every minute), and rotates roles that are
 // due unless Vault's rotation manager owns their schedule. A role without a
@@ -193,7 +200,11 @@ func (b *backend) staticPeriodic(ctx context.Context, s logical.Storage) error {
 			}
 			b.endStaticOverlap(ctx, s, client, name)
 		}
-		due := role.Current == nil || (!role.RotationManagedByVault && !now.Before(role.nextRotation()))
+		// A scheduled rotation never cuts a previous key's overlap short
+		// (only a rotation asked for by hand does): it waits for the overlap.
+		overlapOver := role.Previous == nil || !now.Before(role.Previous.EndsAt)
+		due := role.Current == nil ||
+			(!role.RotationManagedByVault && overlapOver && !now.Before(role.nextRotation().Add(-staticTickSlack)))
 		if !due {
 			continue
 		}
