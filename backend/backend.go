@@ -134,6 +134,7 @@ func newBackend() *backend {
 			pathStaticRoles(b),
 			[]*framework.Path{pathStaticCreds(b)},
 			[]*framework.Path{pathMetrics(b)},
+			pathUsage(b),
 		),
 		Secrets:           []*framework.Secret{secretAPIKey(b)},
 		WALRollback:       b.walRollback,

@@ -32,6 +32,10 @@ type adminClient interface {
 	// ListProjectAPIKeys: static roles find their keys by name (static_client.go).
 	ListProjectAPIKeys(ctx context.Context, projectID string, fn func(projectAPIKey) bool) error
 
+	// Usage and cost reports for a batch of keys (client_usage.go).
+	CompletionsUsage(ctx context.Context, q usageQuery) (*usageReport[keyUsage], error)
+	Costs(ctx context.Context, q usageQuery) (*usageReport[keyCost], error)
+
 	ListAdminAPIKeys(ctx context.Context, fn func(adminAPIKey) bool) error
 	GetAdminAPIKey(ctx context.Context, keyID string) (*adminAPIKey, error)
 	CreateAdminAPIKey(ctx context.Context, name string, expiresInSeconds int64) (*adminAPIKey, string, error)

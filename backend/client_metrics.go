@@ -125,3 +125,19 @@ func (c *instrumentedClient) DeleteAdminAPIKey(ctx context.Context, keyID string
 	c.observe("delete_admin_api_key", start, err)
 	return err
 }
+
+// The usage reports are timed per query (all its pages), as the engine
+// calls them (client_usage.go).
+func (c *instrumentedClient) CompletionsUsage(ctx context.Context, q usageQuery) (*usageReport[keyUsage], error) {
+	start := time.Now()
+	r, err := c.next.CompletionsUsage(ctx, q)
+	c.observe("usage_completions", start, err)
+	return r, err
+}
+
+func (c *instrumentedClient) Costs(ctx context.Context, q usageQuery) (*usageReport[keyCost], error) {
+	start := time.Now()
+	r, err := c.next.Costs(ctx, q)
+	c.observe("costs", start, err)
+	return r, err
+}

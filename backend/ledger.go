@@ -253,9 +253,12 @@ func (b *backend) retireAccount(ctx context.Context, s logical.Storage, id, caus
 	return r, nil
 }
 
-// noteLeaseID records a lease's id on its first renew: Vault assigns it
-// after the issue's answer, so the issue cannot. The index says whether
-// it is known, so later renewals read nothing.
+// noteLeaseID records a lease's id when Vault passes one: Vault assigns it
+// after the issue's answer, so the issue cannot. Vault 1.21 clears it on
+// renew requests (renewEntry in vault/expiration.go) and passes it on a
+// revoke only for a lease renewed at least once; the audit log's response
+// to request_id always has it. The index says whether it is known, so
+// later calls read nothing.
 func (b *backend) noteLeaseID(ctx context.Context, s logical.Storage, id, leaseID string) error {
 	if leaseID == "" {
 		return nil

@@ -138,7 +138,9 @@ project_id), role and scopes; who received it (display_name and entity_id of
 the requesting token, and request_id, the issuing request's id, which Vault's
 audit log carries: search the audit log for it to find the exact request);
 lease_id (unknown at issue, because Vault assigns it after the engine
-answers: filled in on the lease's first renewal, or at its revocation);
+answers; Vault 1.21 passes it to the engine only when revoking a lease that
+was renewed at least once, so look it up in the audit log's response to
+request_id);
 issued_at, expires_at (the lease's latest possible end), key_expires_at (the
 key's expiry at OpenAI); key_hint (the key's last 4 characters, as OpenAI's
 redacted_value ends) and key_sha256 (hex SHA-256 of the key; the value is

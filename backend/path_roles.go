@@ -29,6 +29,8 @@ type roleEntry struct {
 	// roles written before the field existed follow their leases, the
 	// default (key_expiry.go).
 	ExpiryAtMaxTTL bool `json:"expiry_at_max_ttl,omitempty"`
+	// MaxTokensPerKey is the token budget of each key (budget.go); 0: none.
+	MaxTokensPerKey int64 `json:"max_tokens_per_key,omitempty"`
 }
 
 // expiryFollowsLease is the role's expiry_follows_lease.
@@ -98,6 +100,15 @@ func pathRoles(b *backend) []*framework.Path {
 						"At most 32, each up to 64 visible ASCII characters; duplicates are dropped and the list is stored sorted. " +
 						"With scopes, issuing makes two OpenAI calls (a bare account, then its key) instead of one, " +
 						"and a request may narrow them (creds scopes=...).",
+				},
+				"max_tokens_per_key": {
+					Type: framework.TypeInt,
+					Description: "Token budget of each key: input plus output tokens as OpenAI's usage report counts them. " +
+						"Checked on the active node every minute (one usage call per role with budgeted live keys); a key over " +
+						"it has its service account deleted at OpenAI, is marked revoked_by budget in the ledger, and its lease " +
+						"can no longer renew. Enforcement trails usage by up to a minute plus OpenAI's reporting delay. " +
+						"0 (default) is no budget; at most 1000000000000.",
+					DisplayAttrs: &framework.DisplayAttributes{Name: "Max tokens per key"},
 				},
 				"expiry_follows_lease": {
 					Type: framework.TypeBool,
@@ -234,6 +245,7 @@ func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *fra
 		"max_live_keys":        role.MaxLiveKeys,
 		"scopes":               append([]string{}, role.Scopes...),
 		"expiry_follows_lease": role.expiryFollowsLease(),
+		"max_tokens_per_key":   role.MaxTokensPerKey,
 	}}, nil
 }
 
@@ -296,6 +308,13 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	}
 	if v, ok := d.GetOk("expiry_follows_lease"); ok {
 		role.ExpiryAtMaxTTL = !v.(bool)
+	}
+	if v, ok := d.GetOk("max_tokens_per_key"); ok {
+		n := int64(v.(int))
+		if resp := validMaxTokensPerKey(n); resp != nil {
+			return resp, nil
+		}
+		role.MaxTokensPerKey = n
 	}
 
 	var warnings []string

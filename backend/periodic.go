@@ -11,9 +11,10 @@ import (
 // write (the active node, or a performance primary) acts, so two nodes never
 // rotate the same key.
 func (b *backend) periodicFunc(ctx context.Context, req *logical.Request) error {
-	// Gates itself: records are local, so it also runs on performance secondaries.
+	// These gate themselves: records are local, so they also run on performance secondaries.
 	b.periodicTidy(ctx, req.Storage)
 	b.periodicPruneLedger(ctx, req.Storage)
+	b.enforceBudgets(ctx, req.Storage)
 	if !b.WriteSafeReplicationState() {
 		return nil
 	}

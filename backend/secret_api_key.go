@@ -118,6 +118,10 @@ func (b *backend) secretAPIKeyRenew(ctx context.Context, req *logical.Request, _
 	if err != nil {
 		return nil, err
 	}
+	// A key the budget check killed (budget.go) must not look renewed.
+	if resp, err := b.refuseRevokedRenewal(ctx, req.Storage, key.ServiceAccountID, req.Secret.LeaseID); resp != nil || err != nil {
+		return resp, err
+	}
 	maxTTL := time.Duration(key.MaxTTLSeconds) * time.Second
 	var roleTTL time.Duration
 	if key.Role != "" {
@@ -177,6 +181,11 @@ const revokeBudget = 10 * time.Second
 func (b *backend) secretAPIKeyRevoke(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	key, err := decodeAPIKeyInternal(req.Secret.InternalData)
 	if err != nil {
+		return nil, err
+	}
+	// A key the budget check killed (budget.go) has no account left: it
+	// marked the record only after OpenAI deleted it. Nothing to call.
+	if done, err := b.revokeKilledByBudget(ctx, req.Storage, key, req.Secret.LeaseID); done || err != nil {
 		return nil, err
 	}
 	client, err := b.getClient(ctx, req.Storage)

@@ -199,17 +199,14 @@ func TestSecurity_ResponseBodiesAreCapped(t *testing.T) {
 			}
 		}))
 		c := newSDKClient(clientSettings{BaseURL: srv.URL + "/v1", AdminAPIKey: "sk-admin-x", RequestTimeout: 20 * time.Second})
-		start := time.Now()
 		_, err := c.GetProject(context.Background(), "proj_1")
-		took := time.Since(start)
 		srv.CloseClientConnections()
 		srv.Close()
 		if err == nil {
 			t.Fatalf("status %d: an endless body decoded", status)
 		}
-		if took > 10*time.Second {
-			t.Fatalf("status %d: reading an endless body took %s; the cap did not stop it", status, took)
-		}
+		// The cap, not a clock, is what this checks: without it the reader
+		// would drain the endless body until the request timeout, gigabytes.
 		// The server can run ahead of the reader by its socket buffers only.
 		if w := written.Load(); w > maxResponseBytes+32<<20 {
 			t.Fatalf("status %d: %d bytes went out for a cap of %d", status, w, maxResponseBytes)
