@@ -14,7 +14,7 @@ E2E_FLAGS ?=
 
 export PLUGIN_VERSION := $(VERSION)
 
-.PHONY: all build test lint test-unit test-e2e test-faults demo demo-loop dev dev-stop vault fmt vet staticcheck clean bench bench-smoke bench-profile
+.PHONY: all build release test lint test-unit test-e2e test-faults demo demo-loop dev dev-stop vault fmt vet staticcheck clean bench bench-smoke bench-profile
 
 all: build
 
@@ -22,6 +22,12 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/vault-plugin-openai ./cmd/vault-plugin-openai
 	$(GO) build -trimpath -o bin/fake-openai ./cmd/fake-openai
+
+# Static release binaries (CGO_ENABLED=0, -trimpath, version stamped) for linux/amd64,
+# linux/arm64, darwin/arm64 and darwin/amd64 in dist/, with dist/SHA256SUMS:
+# make release VERSION=v0.2.0 (scripts/release.sh; tested by e2e TestReleaseScript).
+release:
+	VERSION=$(VERSION) GO=$(GO) scripts/release.sh
 
 # Sequential even under make -j: lint and unit failures should stop before Vault starts.
 test:
@@ -126,4 +132,4 @@ staticcheck:
 	cd bench && ../$(STATICCHECK) -tags bench ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
