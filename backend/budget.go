@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -169,7 +170,7 @@ func (b *backend) revokedRecord(ctx context.Context, s logical.Storage, id strin
 }
 
 // refuseRevokedRenewal answers a renewal of a lease whose key the ledger
-// says is dead (over budget, or otherwise revoked) with a 400 saying why,
+// says is dead (over budget, or otherwise revoked) with an error saying why,
 // instead of extending a lease whose key no longer works. The lease's id
 // is recorded when Vault passes one (Vault 1.21 does not on renewals).
 func (b *backend) refuseRevokedRenewal(ctx context.Context, s logical.Storage, id, leaseID string) (*logical.Response, error) {
@@ -184,8 +185,10 @@ func (b *backend) refuseRevokedRenewal(ctx context.Context, s logical.Storage, i
 	if why == revokedByBudget {
 		why = "it exceeded the role's max_tokens_per_key"
 	}
-	return logical.ErrorResponse("key %s of role %q was revoked at %s (%s) and can no longer be renewed; request a new key",
-		r.APIKeyID, r.Role, unixRFC3339(r.RevokedAt), why), nil
+	// A plain error, not an error response: Vault prints a renewal's error
+	// response as a Go struct dump, and its error as text.
+	return nil, fmt.Errorf("key %s of role %q was revoked at %s (%s) and can no longer be renewed; request a new key",
+		r.APIKeyID, r.Role, unixRFC3339(r.RevokedAt), why)
 }
 
 // revokeKilledByBudget settles the revocation of a lease whose key the

@@ -86,7 +86,7 @@ func TestBudget_KillsKeysOverBudgetOnTheNextTick(t *testing.T) {
 
 	// The lease: renewal fails cleanly, revocation succeeds with no call.
 	resp, err := e.renew(over.Secret, time.Now(), time.Hour)
-	if err != nil || resp == nil || !resp.IsError() || !strings.Contains(resp.Error().Error(), "max_tokens_per_key") {
+	if err == nil || resp != nil || !strings.Contains(err.Error(), "max_tokens_per_key") {
 		t.Fatalf("renewal of a budget-killed key: resp %v, err %v", resp, err)
 	}
 	if k := usageKeys(t, e.mustOK(logical.ReadOperation, "usage/small", nil))[id(over)]; k == nil || k["revoked_by"] != revokedByBudget {

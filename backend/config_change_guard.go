@@ -20,7 +20,8 @@ import (
 
 func addConfigGuardFields(fields map[string]*framework.FieldSchema) {
 	fields["force"] = &framework.FieldSchema{
-		Type: framework.TypeBool,
+		Query: true, // a delete's is a query parameter
+		Type:  framework.TypeBool,
 		Description: "Proceed although keys issued by this mount are still live (or WAL rollbacks are pending): " +
 			"on delete, removes config anyway; on write, accepts a base_url, organization_id or admin key that cannot " +
 			"reach the projects of those keys. Their revocations then fail until config is put back.",

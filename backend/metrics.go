@@ -179,6 +179,7 @@ func pathMetrics(b *backend) *framework.Path {
 				// Counters live in the active node's process, where issues,
 				// revocations and the periodic function run.
 				ForwardPerformanceStandby: true,
+				Responses:                 metricsResponses(),
 			},
 		},
 		HelpSynopsis:    "This mount's metrics in Prometheus' text format.",

@@ -66,18 +66,22 @@ func pathConfig(b *backend) *framework.Path {
 			logical.CreateOperation: &framework.PathOperation{
 				Callback:     b.pathConfigWrite,
 				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "configure"},
+				Responses:    configWriteResponses(),
 			},
 			logical.UpdateOperation: &framework.PathOperation{
 				Callback:     b.pathConfigWrite,
 				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "configure"},
+				Responses:    configWriteResponses(),
 			},
 			logical.ReadOperation: &framework.PathOperation{
 				Callback:     b.pathConfigRead,
 				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "configuration"},
+				Responses:    configReadResponses(),
 			},
 			logical.DeleteOperation: &framework.PathOperation{
 				Callback:     b.pathConfigDelete,
 				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "delete", OperationSuffix: "configuration"},
+				Responses:    configDeleteResponses(),
 			},
 		},
 		HelpSynopsis:    "Configure the OpenAI admin API key and connection.",

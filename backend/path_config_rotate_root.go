@@ -21,6 +21,7 @@ func pathConfigRotateRoot(b *backend) *framework.Path {
 				Callback:                    b.pathConfigRotateRootUpdate,
 				ForwardPerformanceStandby:   true,
 				ForwardPerformanceSecondary: true,
+				Responses:                   rotateRootResponses(),
 			},
 		},
 		HelpSynopsis:    "Rotate the OpenAI admin API key.",

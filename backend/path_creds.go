@@ -25,19 +25,27 @@ func pathCreds(b *backend) *framework.Path {
 				Required:    true,
 			},
 			"ttl": {
+				Query:        true, // also read from a GET's query string
 				Type:         framework.TypeDurationSecond,
 				Description:  "Requested lease TTL; capped at the role's max_ttl (the response warns when it is).",
 				DisplayAttrs: &framework.DisplayAttributes{Name: "TTL"},
 			},
 			"scopes": {
-				Type: framework.TypeCommaStringSlice,
+				Query: true, // also read from a GET's query string
+				Type:  framework.TypeCommaStringSlice,
 				Description: "Narrow the key to these of the role's scopes: a non-empty subset of them. " +
 					"Without it the key carries all of the role's scopes. Refused for a role without scopes.",
 			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation:   &framework.PathOperation{Callback: b.pathCredsIssue},
-			logical.UpdateOperation: &framework.PathOperation{Callback: b.pathCredsIssue},
+			logical.ReadOperation: &framework.PathOperation{Callback: b.pathCredsIssue, Responses: credsResponses()},
+			// The same issue with a request body; Vault's convention names
+			// such a twin operation ...-with-parameters.
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:     b.pathCredsIssue,
+				DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: "api-key-with-parameters"},
+				Responses:    credsResponses(),
+			},
 		},
 		HelpSynopsis:    "Issue a short-lived OpenAI API key for a role.",
 		HelpDescription: pathCredsHelp,

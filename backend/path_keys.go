@@ -41,14 +41,16 @@ func pathKeys(b *backend) []*framework.Path {
 			},
 			Fields: map[string]*framework.FieldSchema{
 				"api_key": {
-					Type: framework.TypeString,
+					Query: true, // accepted from a GET's query string too, where it may be logged: prefer the body
+					Type:  framework.TypeString,
 					Description: "The full key value (sk-svcacct-...), for example one found leaked. Hashed (SHA-256) on arrival " +
 						"and matched against the ledger's hashes; never stored or logged. Send it in the request body (write), " +
 						"not in a URL.",
 					DisplayAttrs: &framework.DisplayAttributes{Name: "API key", Sensitive: true},
 				},
 				"redacted_value": {
-					Type: framework.TypeString,
+					Query: true, // also read from a GET's query string
+					Type:  framework.TypeString,
 					Description: "The key as OpenAI shows it redacted, e.g. sk-svcacct-...abcd or sk-...abcd: matched by its " +
 						"last characters (at least 3; the ledger keeps the last 4) against every entry's key_hint; the shown " +
 						"prefix only rules out keys that are not service-account keys (sk-svcacct-). Several keys may match.",
@@ -56,8 +58,13 @@ func pathKeys(b *backend) []*framework.Path {
 				},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.UpdateOperation: &framework.PathOperation{Callback: b.pathKeysLookup, ForwardPerformanceStandby: true},
-				logical.ReadOperation:   &framework.PathOperation{Callback: b.pathKeysLookup, ForwardPerformanceStandby: true},
+				// The key in the body (recommended); the read takes it in
+				// the query string, where it may be logged.
+				logical.UpdateOperation: &framework.PathOperation{Callback: b.pathKeysLookup, ForwardPerformanceStandby: true,
+					Responses: keysLookupResponses()},
+				logical.ReadOperation: &framework.PathOperation{Callback: b.pathKeysLookup, ForwardPerformanceStandby: true,
+					DisplayAttrs: &framework.DisplayAttributes{OperationSuffix: "api-key-by-query"},
+					Responses:    keysLookupResponses()},
 			},
 			HelpSynopsis:    "Find the ledger entries of a key from its value or its redacted form.",
 			HelpDescription: pathKeysLookupHelp,
@@ -78,7 +85,8 @@ func pathKeys(b *backend) []*framework.Path {
 				},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{Callback: b.pathKeysRead, ForwardPerformanceStandby: true},
+				logical.ReadOperation: &framework.PathOperation{Callback: b.pathKeysRead, ForwardPerformanceStandby: true,
+					Responses: keysReadResponses()},
 			},
 			HelpSynopsis:    "Read one key's ledger entry.",
 			HelpDescription: pathKeysReadHelp,
@@ -92,22 +100,26 @@ func pathKeys(b *backend) []*framework.Path {
 			},
 			Fields: map[string]*framework.FieldSchema{
 				"after": {
+					Query:        true, // also read from a GET's query string
 					Type:         framework.TypeString,
 					Description:  "List only key ids sorted after this one: the last id of the previous page.",
 					DisplayAttrs: &framework.DisplayAttributes{Name: "After"},
 				},
 				"limit": {
+					Query:        true, // also read from a GET's query string
 					Type:         framework.TypeInt,
 					Default:      defaultKeysListLimit,
 					Description:  fmt.Sprintf("Most key ids in one page (1 to %d).", maxKeysListLimit),
 					DisplayAttrs: &framework.DisplayAttributes{Name: "Limit"},
 				},
 				"role": {
+					Query:        true, // also read from a GET's query string
 					Type:         framework.TypeLowerCaseString,
 					Description:  "Only keys issued for this role.",
 					DisplayAttrs: &framework.DisplayAttributes{Name: "Role"},
 				},
 				"state": {
+					Query:         true, // also read from a GET's query string
 					Type:          framework.TypeString,
 					Description:   "Only live keys (issued, not revoked) or only revoked ones.",
 					AllowedValues: []interface{}{"live", "revoked"},
@@ -115,7 +127,8 @@ func pathKeys(b *backend) []*framework.Path {
 				},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ListOperation: &framework.PathOperation{Callback: b.pathKeysList, ForwardPerformanceStandby: true},
+				logical.ListOperation: &framework.PathOperation{Callback: b.pathKeysList, ForwardPerformanceStandby: true,
+					Responses: keysListResponses()},
 			},
 			HelpSynopsis:    "List the key ids of the issuance ledger, paged.",
 			HelpDescription: pathKeysListHelp,

@@ -48,6 +48,7 @@ func pathRoles(b *backend) []*framework.Path {
 				logical.ListOperation: &framework.PathOperation{
 					Callback:     b.pathRoleList,
 					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "list"},
+					Responses:    roleListResponses(),
 				},
 			},
 			HelpSynopsis:    "List the configured roles.",
@@ -124,18 +125,22 @@ func pathRoles(b *backend) []*framework.Path {
 				logical.CreateOperation: &framework.PathOperation{
 					Callback:     b.pathRoleWrite,
 					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "write"},
+					Responses:    roleWriteResponses(),
 				},
 				logical.UpdateOperation: &framework.PathOperation{
 					Callback:     b.pathRoleWrite,
 					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "write"},
+					Responses:    roleWriteResponses(),
 				},
 				logical.ReadOperation: &framework.PathOperation{
 					Callback:     b.pathRoleRead,
 					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read"},
+					Responses:    roleReadResponses(),
 				},
 				logical.DeleteOperation: &framework.PathOperation{
 					Callback:     b.pathRoleDelete,
 					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "delete"},
+					Responses:    roleDeleteResponses(),
 				},
 			},
 			HelpSynopsis:    "Manage roles that issue OpenAI API keys.",

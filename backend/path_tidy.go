@@ -24,7 +24,7 @@ func pathTidy(b *backend) *framework.Path {
 			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.UpdateOperation: &framework.PathOperation{Callback: b.pathTidyWrite},
+			logical.UpdateOperation: &framework.PathOperation{Callback: b.pathTidyWrite, Responses: tidyResponses()},
 		},
 		HelpSynopsis:    "Delete service accounts this mount issued whose lease can no longer be alive.",
 		HelpDescription: pathTidyHelp,

@@ -27,23 +27,26 @@ const (
 func pathUsage(b *backend) []*framework.Path {
 	fields := map[string]*framework.FieldSchema{
 		"start_time": {
+			Query:        true, // also read from a GET's query string
 			Type:         framework.TypeString,
 			Description:  "Start of the window: RFC 3339 (2026-12-01T00:00:00Z) or Unix seconds. Default: end_time minus 24h.",
 			DisplayAttrs: &framework.DisplayAttributes{Name: "Start time"},
 		},
 		"end_time": {
+			Query:        true, // also read from a GET's query string
 			Type:         framework.TypeString,
 			Description:  "End of the window (exclusive): RFC 3339 or Unix seconds. Default and latest: now. At most 31 days after start_time.",
 			DisplayAttrs: &framework.DisplayAttributes{Name: "End time"},
 		},
 	}
-	read := func(cb framework.OperationFunc) map[logical.Operation]framework.OperationHandler {
+	read := func(cb framework.OperationFunc, responses map[int][]framework.Response) map[logical.Operation]framework.OperationHandler {
 		return map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
 				Callback: cb,
 				// The active node holds the ledger every request reads.
 				ForwardPerformanceStandby: true,
 				DisplayAttrs:              &framework.DisplayAttributes{OperationVerb: "read"},
+				Responses:                 responses,
 			},
 		}
 	}
@@ -65,7 +68,7 @@ func pathUsage(b *backend) []*framework.Path {
 				OperationSuffix: "usage",
 			},
 			Fields:          fields,
-			Operations:      read(b.pathUsageAll),
+			Operations:      read(b.pathUsageAll, usageResponses(true)),
 			HelpSynopsis:    "Token usage and cost of every role's keys alive in a time window.",
 			HelpDescription: pathUsageHelp,
 		},
@@ -76,7 +79,7 @@ func pathUsage(b *backend) []*framework.Path {
 				OperationSuffix: "role-usage",
 			},
 			Fields:          roleFields,
-			Operations:      read(b.pathUsageRole),
+			Operations:      read(b.pathUsageRole, usageResponses(false)),
 			HelpSynopsis:    "Token usage and cost, per key, of a role's keys alive in a time window.",
 			HelpDescription: pathUsageHelp,
 		},

@@ -87,24 +87,8 @@ func int64Of(v interface{}) int64 {
 func secretAPIKey(b *backend) *framework.Secret {
 	return &framework.Secret{
 		Type: secretAPIKeyType,
-		Fields: map[string]*framework.FieldSchema{
-			"api_key": {
-				Type:        framework.TypeString,
-				Description: "The OpenAI API key (sk-svcacct-...).",
-			},
-			"api_key_id": {
-				Type:        framework.TypeString,
-				Description: "OpenAI's id of the key.",
-			},
-			"service_account_id": {
-				Type:        framework.TypeString,
-				Description: "The project service account that owns the key; deleted on revocation.",
-			},
-			"scopes": {
-				Type:        framework.TypeCommaStringSlice,
-				Description: "The key's OpenAI scopes; empty means all permissions of its service account.",
-			},
-		},
+		// The data of a creds response, declared once (responses.go).
+		Fields: credsFields(),
 		Renew:  b.secretAPIKeyRenew,
 		Revoke: b.secretAPIKeyRevoke,
 	}

@@ -76,7 +76,8 @@ func TestTroubleshootingStringsExist(t *testing.T) {
 		}
 	}
 	// The issue that asked for the table listed these; each must keep a row.
-	for _, want := range []string{"checksums did not match", "not found", "active project", "rejected", "OpenAI unreachable", "rate limited", "permission denied"} {
+	for _, want := range []string{"checksums did not match", "not found", "active project", "rejected", "OpenAI unreachable", "rate limited", "permission denied",
+		"not configured", "unknown role", "OpenAI refused a key with scopes", "can no longer be renewed", "could not move the OpenAI-side expiry"} {
 		if !strings.Contains(section, want) {
 			t.Errorf("the Troubleshooting table has no row for %q", want)
 		}
