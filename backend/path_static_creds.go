@@ -22,6 +22,7 @@ func pathStaticCreds(b *backend) *framework.Path {
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
 				Callback:     b.pathStaticCredsRead,
+				Responses:    staticCredsResponses(),
 				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read"},
 			},
 		},

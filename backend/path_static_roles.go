@@ -58,6 +58,7 @@ func pathStaticRoles(b *backend) []*framework.Path {
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
 					Callback:     b.pathStaticRoleList,
+					Responses:    staticRoleListResponses(),
 					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "list"},
 				},
 			},
@@ -72,18 +73,22 @@ func pathStaticRoles(b *backend) []*framework.Path {
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.CreateOperation: &framework.PathOperation{
 					Callback:     b.pathStaticRoleWrite,
+					Responses:    staticRoleWriteResponses(),
 					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "write"},
 				},
 				logical.UpdateOperation: &framework.PathOperation{
 					Callback:     b.pathStaticRoleWrite,
+					Responses:    staticRoleWriteResponses(),
 					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "write"},
 				},
 				logical.ReadOperation: &framework.PathOperation{
 					Callback:     b.pathStaticRoleRead,
+					Responses:    staticRoleReadResponses(),
 					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read"},
 				},
 				logical.DeleteOperation: &framework.PathOperation{
 					Callback:     b.pathStaticRoleDelete,
+					Responses:    staticRoleDeleteResponses(),
 					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "delete"},
 				},
 			},
@@ -99,6 +104,7 @@ func pathStaticRoles(b *backend) []*framework.Path {
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
 					Callback:     b.pathStaticRoleRotate,
+					Responses:    staticRoleRotateResponses(),
 					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "rotate"},
 				},
 			},
