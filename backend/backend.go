@@ -123,7 +123,7 @@ func newBackend() *backend {
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
-			SealWrapStorage: []string{configStoragePath, roleStoragePrefix},
+			SealWrapStorage: []string{configStoragePath, roleStoragePrefix, staticRoleStoragePrefix},
 			LocalStorage:    []string{framework.WALPrefix, accountStoragePrefix, tidyStatePrefix},
 		},
 		Paths: framework.PathAppend(
@@ -131,6 +131,8 @@ func newBackend() *backend {
 			pathRoles(b),
 			[]*framework.Path{pathCreds(b), pathTidy(b)},
 			pathKeys(b),
+			pathStaticRoles(b),
+			[]*framework.Path{pathStaticCreds(b)},
 			[]*framework.Path{pathMetrics(b)},
 			pathUsage(b),
 		),

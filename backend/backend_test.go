@@ -14,7 +14,7 @@ func TestBackend_FactoryReportsVersionAndSealWrap(t *testing.T) {
 		t.Fatalf("RunningVersion = %q, want %q", e.b.RunningVersion, Version)
 	}
 	special := e.b.SpecialPaths()
-	if strings.Join(special.SealWrapStorage, ",") != "config,roles/" {
+	if strings.Join(special.SealWrapStorage, ",") != "config,roles/,static-roles/" {
 		t.Fatalf("SealWrapStorage = %v", special.SealWrapStorage)
 	}
 	if strings.Join(special.LocalStorage, ",") != "wal/,accounts/,tidy/" {

@@ -29,6 +29,8 @@ type adminClient interface {
 	CreateServiceAccountKey(ctx context.Context, projectID, serviceAccountID string, p keyParams) (*createdKey, error)
 	UpdateAPIKey(ctx context.Context, projectID, keyID string, u keyUpdate) (*apiKeyState, error)
 	DeleteAPIKey(ctx context.Context, projectID, keyID string) error
+	// ListProjectAPIKeys: static roles find their keys by name (static_client.go).
+	ListProjectAPIKeys(ctx context.Context, projectID string, fn func(projectAPIKey) bool) error
 
 	// Usage and cost reports for a batch of keys (client_usage.go).
 	CompletionsUsage(ctx context.Context, q usageQuery) (*usageReport[keyUsage], error)

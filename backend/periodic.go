@@ -22,5 +22,8 @@ func (b *backend) periodicFunc(ctx context.Context, req *logical.Request) error 
 	if err := b.rotateIfDue(ctx, req.Storage); err != nil {
 		errs = append(errs, err)
 	}
+	if err := b.staticPeriodic(ctx, req.Storage); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }

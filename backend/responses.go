@@ -243,3 +243,67 @@ func usageFields(perRole bool) map[string]*framework.FieldSchema {
 func usageResponses(perRole bool) map[int][]framework.Response {
 	return respOK("Token usage and cost of the keys alive in the window.", usageFields(perRole))
 }
+
+// previousKeyFields are the previous key of a static role, which every
+// static-roles/<name> read, rotate and static-creds read carries ("" when
+// there is none).
+func previousKeyFields(fields map[string]*framework.FieldSchema) map[string]*framework.FieldSchema {
+	fields["previous_api_key_id"] = &framework.FieldSchema{Type: framework.TypeString, Required: true,
+		Description: "ID of the previous key, still working until previous_api_key_ends_at; empty when there is none."}
+	fields["previous_api_key_ends_at"] = &framework.FieldSchema{Type: framework.TypeString, Required: true,
+		Description: "When the engine deletes the previous key (RFC 3339); empty when there is none."}
+	return fields
+}
+
+func staticRoleListResponses() map[int][]framework.Response {
+	return respOK("Static role names.", map[string]*framework.FieldSchema{"keys": respStrings("Static role names.")})
+}
+
+func staticRoleReadResponses() map[int][]framework.Response {
+	return respOK("The static role; never a key.", previousKeyFields(respAlways(map[string]*framework.FieldSchema{
+		"project_id":                 respString("OpenAI project of the role's service account."),
+		"service_account_id":         respString("The service account whose key the engine rotates."),
+		"service_account_name":       respString("The account's name when the engine created it; empty for an operator's account."),
+		"account_created_by_engine":  respBool("Whether the engine created the account (and deletes it with the role)."),
+		"overlap":                    respSeconds("How long the previous key keeps working after a rotation"),
+		"scopes":                     respStrings("OpenAI scopes of every key; empty: unscoped."),
+		"rotation_managed_by_vault":  respBool("Whether Vault's rotation manager (Enterprise) drives the schedule; else the engine's periodic function."),
+		"api_key_id":                 respString("ID of the current key; empty until the first rotation succeeds."),
+		"last_vault_rotation":        respString("When the current key was made (RFC 3339); empty before the first rotation."),
+		"next_vault_rotation":        respString("When the engine next rotates the key (RFC 3339)."),
+		"rotation_period":            respSeconds("Rotation period; 0 with rotation_schedule"),
+		"rotation_schedule":          respString("Cron schedule of rotation; empty with rotation_period."),
+		"rotation_window":            respSeconds("How long after the scheduled time a rotation may still start"),
+		"disable_automated_rotation": respBool("Always false: static roles always rotate."),
+		"rotation_policy":            respString("Vault Enterprise rotation manager policy; empty when unset."),
+	})))
+}
+
+func staticRoleWriteResponses() map[int][]framework.Response {
+	return respNoContent("Vault's rotation manager refused the schedule (the engine rotates instead), or the role's first key could not be made (retried every minute).")
+}
+
+func staticRoleDeleteResponses() map[int][]framework.Response {
+	return map[int][]framework.Response{http.StatusNoContent: {{Description: "No content."}}}
+}
+
+func staticRoleRotateResponses() map[int][]framework.Response {
+	return respOK("The new current key's ID; the old current key is now the previous one.", previousKeyFields(respAlways(map[string]*framework.FieldSchema{
+		"api_key_id":          respString("ID of the new current key."),
+		"last_vault_rotation": respString("When the rotation happened (RFC 3339)."),
+	})))
+}
+
+func staticCredsResponses() map[int][]framework.Response {
+	fields := previousKeyFields(respAlways(map[string]*framework.FieldSchema{
+		"api_key":             {Type: framework.TypeString, Description: "The role's current OpenAI API key (sk-svcacct-...).", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+		"api_key_id":          respString("OpenAI's id of the key (key_...)."),
+		"service_account_id":  respString("The service account that owns the key."),
+		"project_id":          respString("The role's project."),
+		"last_vault_rotation": respString("When the key was made (RFC 3339)."),
+		"ttl":                 respSeconds("Time until the next rotation, after which a reader should read again"),
+	}))
+	fields["rotation_period"] = respSeconds("The role's rotation period; present when the role rotates on a period")
+	fields["rotation_schedule"] = respString("The role's cron schedule; present when the role rotates on a schedule.")
+	return respOK("The static role's current key; not leased.", fields)
+}

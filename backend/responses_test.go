@@ -155,6 +155,33 @@ func TestResponseSchemas(t *testing.T) {
 	r.do(logical.UpdateOperation, "tidy", map[string]interface{}{"dry_run": true})
 	r.do(logical.UpdateOperation, "tidy", nil)
 
+	// static roles: create (on a period, and on a schedule), update, read,
+	// list, rotate (so the previous key is present), static-creds with
+	// rotation_period and with rotation_schedule, delete.
+	r.do(logical.CreateOperation, "static-roles/st", map[string]interface{}{
+		"project_id": fakeopenai.ProjectActive, "rotation_period": "1h", "overlap": "10m",
+	})
+	r.do(logical.UpdateOperation, "static-roles/st", map[string]interface{}{"overlap": "5m"})
+	r.do(logical.CreateOperation, "static-roles/cron", map[string]interface{}{
+		"project_id": fakeopenai.ProjectActive, "rotation_schedule": "0 3 * * SAT", "scopes": "api.model.read",
+	})
+	if rot := r.do(logical.UpdateOperation, "static-roles/st/rotate", nil); rot.Data["previous_api_key_id"] == "" {
+		t.Fatalf("static rotate shows no previous key: %v", rot.Data)
+	}
+	if sr := r.do(logical.ReadOperation, "static-roles/st", nil); sr.Data["previous_api_key_ends_at"] == "" {
+		t.Fatalf("static role read after a rotation shows no previous key: %v", sr.Data)
+	}
+	r.do(logical.ReadOperation, "static-roles/cron", nil)
+	r.do(logical.ListOperation, "static-roles/", nil)
+	if sc := r.do(logical.ReadOperation, "static-creds/st", nil); sc.Data["rotation_period"] == nil || sc.Data["previous_api_key_id"] == "" {
+		t.Fatalf("static-creds of a period role after a rotation: %v", sc.Data)
+	}
+	if sc := r.do(logical.ReadOperation, "static-creds/cron", nil); sc.Data["rotation_schedule"] == nil {
+		t.Fatalf("static-creds of a schedule role shows no rotation_schedule: %v", sc.Data)
+	}
+	r.do(logical.DeleteOperation, "static-roles/st", nil)
+	r.do(logical.DeleteOperation, "static-roles/cron", nil)
+
 	// Revoke every lease so config may be deleted, then delete.
 	r.do(logical.DeleteOperation, "roles/long", nil)
 	r.do(logical.DeleteOperation, "roles/app", nil)
@@ -179,18 +206,22 @@ func TestResponseSchemas(t *testing.T) {
 // each path of the mount, by OpenAPI path and method. The e2e test
 // (e2e/openapi_test.go) checks the same table against a real Vault.
 var wantOperationIDs = map[string]map[string]string{
-	"/config":             {"post": "openai-configure", "get": "openai-read-configuration", "delete": "openai-delete-configuration"},
-	"/config/rotate-root": {"post": "openai-rotate-root-credentials"},
-	"/roles/":             {"list": "openai-list-roles"},
-	"/roles/{name}":       {"post": "openai-write-role", "get": "openai-read-role", "delete": "openai-delete-role"},
-	"/creds/{name}":       {"get": "openai-generate-api-key", "post": "openai-generate-api-key-with-parameters"},
-	"/tidy":               {"post": "openai-tidy-service-accounts"},
-	"/keys/":              {"list": "openai-list-api-keys"},
-	"/keys/lookup":        {"post": "openai-lookup-api-key", "get": "openai-lookup-api-key-by-query"},
-	"/keys/{api_key_id}":  {"get": "openai-read-api-key-ledger-entry"},
-	"/metrics":            {"get": "openai-read-metrics"},
-	"/usage":              {"get": "openai-read-usage"},
-	"/usage/{name}":       {"get": "openai-read-role-usage"},
+	"/config":                     {"post": "openai-configure", "get": "openai-read-configuration", "delete": "openai-delete-configuration"},
+	"/config/rotate-root":         {"post": "openai-rotate-root-credentials"},
+	"/roles/":                     {"list": "openai-list-roles"},
+	"/roles/{name}":               {"post": "openai-write-role", "get": "openai-read-role", "delete": "openai-delete-role"},
+	"/creds/{name}":               {"get": "openai-generate-api-key", "post": "openai-generate-api-key-with-parameters"},
+	"/tidy":                       {"post": "openai-tidy-service-accounts"},
+	"/keys/":                      {"list": "openai-list-api-keys"},
+	"/keys/lookup":                {"post": "openai-lookup-api-key", "get": "openai-lookup-api-key-by-query"},
+	"/keys/{api_key_id}":          {"get": "openai-read-api-key-ledger-entry"},
+	"/metrics":                    {"get": "openai-read-metrics"},
+	"/usage":                      {"get": "openai-read-usage"},
+	"/usage/{name}":               {"get": "openai-read-role-usage"},
+	"/static-roles/":              {"list": "openai-list-static-roles"},
+	"/static-roles/{name}":        {"post": "openai-write-static-role", "get": "openai-read-static-role", "delete": "openai-delete-static-role"},
+	"/static-roles/{name}/rotate": {"post": "openai-rotate-static-role"},
+	"/static-creds/{name}":        {"get": "openai-read-static-credentials"},
 }
 
 // TestOpenAPIOperationIDs generates the backend's OpenAPI document as Vault

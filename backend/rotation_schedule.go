@@ -168,6 +168,10 @@ func isRotationManagerUnsupported(err error) bool {
 
 // rotateCredential is called by Vault Enterprise's rotation manager.
 func (b *backend) rotateCredential(ctx context.Context, req *logical.Request) error {
+	if name := staticRoleFromRotationPath(req.Path); name != "" {
+		_, err := b.rotateStaticRole(ctx, req.Storage, name)
+		return err
+	}
 	_, err := b.rotateRoot(ctx, req.Storage)
 	return err
 }

@@ -73,6 +73,10 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 		return b.rollbackServiceAccount(ctx, req.Storage, &entry)
 	case walKindAdminKeyRotation:
 		return b.rollbackAdminKeyRotation(ctx, req.Storage, data)
+	case walKindStaticKey:
+		return b.rollbackStaticKey(ctx, req.Storage, data)
+	case walKindStaticAccount:
+		return b.rollbackStaticAccount(ctx, req.Storage, data)
 	default:
 		// Returning an error would retry this forever; nothing can handle it.
 		b.Logger().Error("dropping WAL entry of unknown kind", "kind", kind)

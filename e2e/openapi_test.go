@@ -27,18 +27,22 @@ import (
 // table is checked against the backend in-process by
 // backend.TestOpenAPIOperationIDs.
 var wantOpenAPI = map[string]map[string]string{
-	"/config":             {"post": "openai-configure", "get": "openai-read-configuration", "delete": "openai-delete-configuration"},
-	"/config/rotate-root": {"post": "openai-rotate-root-credentials"},
-	"/roles/":             {"list": "openai-list-roles"},
-	"/roles/{name}":       {"post": "openai-write-role", "get": "openai-read-role", "delete": "openai-delete-role"},
-	"/creds/{name}":       {"get": "openai-generate-api-key", "post": "openai-generate-api-key-with-parameters"},
-	"/tidy":               {"post": "openai-tidy-service-accounts"},
-	"/keys/":              {"list": "openai-list-api-keys"},
-	"/keys/lookup":        {"post": "openai-lookup-api-key", "get": "openai-lookup-api-key-by-query"},
-	"/keys/{api_key_id}":  {"get": "openai-read-api-key-ledger-entry"},
-	"/metrics":            {"get": "openai-read-metrics"},
-	"/usage":              {"get": "openai-read-usage"},
-	"/usage/{name}":       {"get": "openai-read-role-usage"},
+	"/config":                     {"post": "openai-configure", "get": "openai-read-configuration", "delete": "openai-delete-configuration"},
+	"/config/rotate-root":         {"post": "openai-rotate-root-credentials"},
+	"/roles/":                     {"list": "openai-list-roles"},
+	"/roles/{name}":               {"post": "openai-write-role", "get": "openai-read-role", "delete": "openai-delete-role"},
+	"/creds/{name}":               {"get": "openai-generate-api-key", "post": "openai-generate-api-key-with-parameters"},
+	"/tidy":                       {"post": "openai-tidy-service-accounts"},
+	"/keys/":                      {"list": "openai-list-api-keys"},
+	"/keys/lookup":                {"post": "openai-lookup-api-key", "get": "openai-lookup-api-key-by-query"},
+	"/keys/{api_key_id}":          {"get": "openai-read-api-key-ledger-entry"},
+	"/metrics":                    {"get": "openai-read-metrics"},
+	"/usage":                      {"get": "openai-read-usage"},
+	"/usage/{name}":               {"get": "openai-read-role-usage"},
+	"/static-roles/":              {"list": "openai-list-static-roles"},
+	"/static-roles/{name}":        {"post": "openai-write-static-role", "get": "openai-read-static-role", "delete": "openai-delete-static-role"},
+	"/static-roles/{name}/rotate": {"post": "openai-rotate-static-role"},
+	"/static-creds/{name}":        {"get": "openai-read-static-credentials"},
 }
 
 // concretePath turns an OpenAPI path into one request path of the mount.
@@ -333,6 +337,22 @@ func TestOpenAPIDocument(t *testing.T) {
 	check("/tidy", "post")(l.Write("openai/tidy", map[string]any{"dry_run": true}))
 	check("/config/rotate-root", "post")(l.Write("openai/config/rotate-root", nil))
 	check("/roles/{name}", "delete")(l.Delete("openai/roles/s"))
+
+	// static roles: one on a 1h period with a 10m overlap, rotated once so
+	// the previous key shows, read, listed, its key read, deleted.
+	check("/static-roles/{name}", "post")(l.Write("openai/static-roles/st", map[string]any{
+		"project_id": fakeopenai.ProjectActive, "rotation_period": "1h", "overlap": "10m",
+	}))
+	first := check("/static-creds/{name}", "get")(read("static-creds/st", nil))
+	v.AddSecret(first.Data["api_key"].(string))
+	if rot := check("/static-roles/{name}/rotate", "post")(l.Write("openai/static-roles/st/rotate", nil)); rot.Data["previous_api_key_id"] != first.Data["api_key_id"] {
+		t.Errorf("static rotate: previous_api_key_id %v, want %v", rot.Data["previous_api_key_id"], first.Data["api_key_id"])
+	}
+	check("/static-roles/{name}", "get")(read("static-roles/st", nil))
+	check("/static-roles/", "list")(l.List("openai/static-roles/"))
+	sc := check("/static-creds/{name}", "get")(read("static-creds/st", nil))
+	v.AddSecret(sc.Data["api_key"].(string))
+	check("/static-roles/{name}", "delete")(l.Delete("openai/static-roles/st"))
 
 	// metrics: a raw text body, declared as such.
 	mop := opOf("/metrics", "get")
