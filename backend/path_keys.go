@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -357,12 +356,7 @@ func truncateForMessage(s string) string {
 // ledgerEntryData is one entry as keys/<api_key_id> and keys/lookup show
 // it. Never a key value: the record holds none.
 func ledgerEntryData(r *accountRecord) map[string]interface{} {
-	ts := func(unix int64) string {
-		if unix == 0 {
-			return ""
-		}
-		return time.Unix(unix, 0).UTC().Format(time.RFC3339)
-	}
+	ts := unixRFC3339
 	scopes := r.Scopes
 	if scopes == nil {
 		scopes = []string{}

@@ -211,10 +211,10 @@ func addPreviousKey(data map[string]interface{}, r *staticRole) {
 }
 
 func rfc3339OrEmpty(t time.Time, ok bool) string {
-	if !ok || t.IsZero() {
+	if !ok {
 		return ""
 	}
-	return t.UTC().Format(time.RFC3339)
+	return formatTime(t)
 }
 
 func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -268,7 +268,7 @@ func unixRFC3339(sec int64) string {
 	if sec == 0 {
 		return ""
 	}
-	return time.Unix(sec, 0).UTC().Format(time.RFC3339)
+	return formatTime(time.Unix(sec, 0))
 }
 
 func usageResponse(role string, start, end time.Time, recs []*accountRecord, sums *usageSums, withoutID int) (*logical.Response, error) {
