@@ -14,7 +14,7 @@ E2E_FLAGS ?=
 
 export PLUGIN_VERSION := $(VERSION)
 
-.PHONY: all build release test lint test-unit test-e2e test-faults demo demo-loop dev dev-stop vault fmt vet staticcheck clean bench bench-smoke bench-profile
+.PHONY: all build release test lint test-unit test-e2e test-faults demo demo-loop dev dev-stop vault fmt vet staticcheck clean bench bench-smoke bench-profile dashboard
 
 all: build
 
@@ -81,11 +81,22 @@ bench:
 bench-smoke:
 	cd bench && VAULT_BIN="$$(../scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
 		$(GO) test -count=1 -timeout 5m -run '^TestBenchSmoke$$' -v .
+	cd bench && $(GO) test -count=1 ./cmd/dashboard/
 
 # CPU profiles of the plugin and Vault under issue load (BENCH_PROFILE_* in bench/full_test.go).
 bench-profile:
 	cd bench && VAULT_BIN="$$(../scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
 		$(GO) test -tags bench -count=1 -timeout 10m -run '^TestBenchProfile$$' -v .
+
+# The README's dashboard picture, examples/grafana/dashboard.png: a 6-minute
+# scenario on the real Vault and the fake, the metrics path scraped every 5 s,
+# each panel of the dashboard JSON evaluated by Prometheus' PromQL engine and
+# drawn on the dashboard's grid (bench/cmd/dashboard). ~7 min; the recording
+# is written beside the picture (dashboard-run.prom).
+dashboard:
+	cd bench && VAULT_BIN="$$(../scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
+		DASHBOARD_OUT="$(CURDIR)/examples/grafana/dashboard.png" \
+		$(GO) test -tags bench -count=1 -timeout 15m -run '^TestDashboardScenario$$' -v ./cmd/dashboard/
 
 demo:
 	scripts/demo.sh
