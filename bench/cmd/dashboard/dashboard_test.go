@@ -113,7 +113,7 @@ func TestEvaluate_FailsLoudly(t *testing.T) {
 	}
 }
 
-// The shipped dashboard parses, and a recording survives a write and read;
+// The shipped dashboard parses, and a recording survives a gzipped write and read;
 // the picture is a PNG of the grid's size.
 func TestRecordingRoundTripAndRender(t *testing.T) {
 	d, err := ReadDashboard("../../../examples/grafana/openai-engine-dashboard.json")
@@ -124,12 +124,8 @@ func TestRecordingRoundTripAndRender(t *testing.T) {
 		t.Fatalf("the dashboard has %d panels", len(d.Panels))
 	}
 	r := synthetic()
-	path := filepath.Join(t.TempDir(), "run.prom")
-	var b bytes.Buffer
-	if err := r.Write(&b); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+	path := filepath.Join(t.TempDir(), "run.prom.gz")
+	if err := r.WriteFile(path); err != nil {
 		t.Fatal(err)
 	}
 	back, err := ReadRecording(path)

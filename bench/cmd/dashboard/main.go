@@ -10,7 +10,7 @@
 // dashboard), which drives the plugin on the real Vault against the fake
 // Admin API and scrapes it. This command re-renders a recording:
 //
-//	go run ./cmd/dashboard -recording run.prom -out dashboard.png
+//	go run ./cmd/dashboard -recording ../examples/grafana/dashboard-run.prom.gz -out dashboard.png
 package main
 
 import (

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,28 @@ const scrapeMarker = "# scrape "
 func (r *Recording) Start() time.Time { return r.Scrapes[0].At }
 func (r *Recording) End() time.Time   { return r.Scrapes[len(r.Scrapes)-1].At }
 
+// WriteFile stores the recording at path, gzipped when path ends in .gz.
+func (r *Recording) WriteFile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	var w io.Writer = f
+	var zw *gzip.Writer
+	if strings.HasSuffix(path, ".gz") {
+		zw = gzip.NewWriter(f)
+		w = zw
+	}
+	err = r.Write(w)
+	if zw != nil && err == nil {
+		err = zw.Close()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // Write stores the recording; job and instance go in a header line.
 func (r *Recording) Write(w io.Writer) error {
 	bw := bufio.NewWriter(w)
@@ -52,11 +75,20 @@ func (r *Recording) Write(w io.Writer) error {
 	return bw.Flush()
 }
 
-// ReadRecording parses what Write stored.
+// ReadRecording parses what Write stored, gzipped or not.
 func ReadRecording(path string) (*Recording, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if b, err = io.ReadAll(zr); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	header, rest, ok := bytes.Cut(b, []byte("\n"))
 	if !ok || !bytes.HasPrefix(header, []byte("# recording ")) {

@@ -12,7 +12,6 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
@@ -22,12 +21,14 @@ import (
 // columns; its rows are 30 px, drawn a little taller here so each panel's
 // legend fits beside its plot.
 const (
-	dpi       = 96
-	colPx     = 72
-	rowPx     = 40
-	headerPx  = 56
-	marginPx  = 6
-	legendPct = 0.24 // of a panel's width, on its right
+	dpi      = 96
+	colPx    = 72
+	rowPx    = 40
+	headerPx = 56
+	marginPx = 6
+	// A panel's legend, on its right, takes the width of its longest
+	// entry, within these shares of the panel's width.
+	legendMin, legendMax = 0.18, 0.40
 )
 
 func px(n float64) vg.Length { return vg.Length(n) * vg.Inch / dpi }
@@ -62,15 +63,16 @@ func Render(path, title, caption string, panels []PanelData) error {
 		}}
 		frame(cell)
 		inner := draw.Crop(cell, px(4), -px(4), px(4), -px(4))
-		split := inner.Min.X + (inner.Max.X-inner.Min.X)*(1-legendPct)
-		plotArea := draw.Canvas{Canvas: inner.Canvas, Rectangle: vg.Rectangle{Min: inner.Min, Max: vg.Point{X: split, Y: inner.Max.Y}}}
-		legendArea := draw.Canvas{Canvas: inner.Canvas, Rectangle: vg.Rectangle{Min: vg.Point{X: split + px(8), Y: inner.Min.Y}, Max: vg.Point{X: inner.Max.X, Y: inner.Max.Y - px(28)}}}
-		p, leg, err := panelPlot(pd)
+		p, entries, err := panelPlot(pd)
 		if err != nil {
 			return err
 		}
-		p.Draw(plotArea)
-		leg.Draw(legendArea)
+		split := inner.Max.X - legendWidth(inner, entries)
+		p.Draw(draw.Canvas{Canvas: inner.Canvas, Rectangle: vg.Rectangle{Min: inner.Min, Max: vg.Point{X: split, Y: inner.Max.Y}}})
+		drawLegend(draw.Canvas{Canvas: inner.Canvas, Rectangle: vg.Rectangle{
+			Min: vg.Point{X: split + px(8), Y: inner.Min.Y},
+			Max: vg.Point{X: inner.Max.X, Y: inner.Max.Y - px(28)},
+		}}, entries)
 	}
 
 	f, err := os.Create(path)
@@ -93,29 +95,85 @@ func frame(c draw.Canvas) {
 	})
 }
 
+// legendEntry is one line of a panel's legend.
+type legendEntry struct {
+	name  string
+	thumb plot.Thumbnailer
+}
+
+var legendFont = font.From(plot.DefaultFont, 9)
+
+func legendStyle() draw.TextStyle {
+	return draw.TextStyle{Color: color.Black, Font: legendFont, Handler: plot.DefaultTextHandler}
+}
+
+const thumbWidth = 14 // px
+
+// legendWidth is the width the longest entry needs, within the bounds.
+func legendWidth(c draw.Canvas, entries []legendEntry) vg.Length {
+	w := c.Max.X - c.Min.X
+	need := vg.Length(0)
+	for _, e := range entries {
+		need = max(need, legendStyle().Rectangle(" "+e.name).Max.X)
+	}
+	need += px(thumbWidth + 16)
+	return min(max(need, w*legendMin), w*legendMax)
+}
+
+// drawLegend lists the entries top to bottom, in as many columns as the
+// height needs (a panel may have more series than lines fit).
+func drawLegend(c draw.Canvas, entries []legendEntry) {
+	rowH := legendStyle().Rectangle("Xg").Max.Y + px(2)
+	perCol := max(1, int((c.Max.Y-c.Min.Y)/rowH))
+	cols := (len(entries) + perCol - 1) / perCol
+	colW := (c.Max.X - c.Min.X) / vg.Length(max(cols, 1))
+	for i := 0; i < cols; i++ {
+		l := plot.NewLegend()
+		l.Top, l.Left = true, true
+		l.TextStyle = legendStyle()
+		l.ThumbnailWidth = px(thumbWidth)
+		l.Padding = px(2)
+		for _, e := range entries[i*perCol : min(len(entries), (i+1)*perCol)] {
+			l.Add(e.name, e.thumb)
+		}
+		x0 := c.Min.X + colW*vg.Length(i)
+		l.Draw(draw.Canvas{Canvas: c.Canvas, Rectangle: vg.Rectangle{Min: vg.Point{X: x0, Y: c.Min.Y}, Max: vg.Point{X: x0 + colW, Y: c.Max.Y}}})
+	}
+}
+
+// palette is Grafana's classic series palette, so that a panel's many
+// series (p50 and p95 of every operation) keep distinct colours.
+var palette = func() []color.Color {
+	var out []color.Color
+	for _, h := range []uint32{0x7EB26D, 0xEAB839, 0x6ED0E0, 0xEF843C, 0xE24D42, 0x1F78C1, 0xBA43A9, 0x705DA0,
+		0x508642, 0xCCA300, 0x447EBC, 0xC15C17, 0x890F02, 0x0A437C, 0x6D1F62, 0x584477,
+		0x3F6833, 0x967302, 0x2F575E, 0x99440A, 0x58140C, 0x052B51, 0x511749, 0x3F2B5B} {
+		out = append(out, color.RGBA{R: uint8(h >> 16), G: uint8(h >> 8), B: uint8(h), A: 255})
+	}
+	return out
+}()
+
 // panelPlot is one panel's plot (title, time axis, unit ticks) and its
-// legend, which the caller draws beside it.
-func panelPlot(pd PanelData) (*plot.Plot, plot.Legend, error) {
+// legend entries, which the caller draws beside it.
+func panelPlot(pd PanelData) (*plot.Plot, []legendEntry, error) {
 	p := plot.New()
 	p.Title.Text = pd.Panel.Title
 	p.Title.TextStyle.Font.Size = 13
-	p.X.Tick.Marker = plot.TimeTicks{Format: "15:04"}
+	p.X.Tick.Marker = plot.TimeTicks{Format: "15:04:05"}
 	p.X.Label.Text = "UTC"
 	p.X.Label.TextStyle.Font.Size = 9
 	p.Y.Tick.Marker = unitTicks{unit: pd.Panel.Field.Defaults.Unit}
 	p.Add(plotter.NewGrid())
-	leg := plot.NewLegend()
-	leg.Top, leg.Left = true, true
-	leg.TextStyle.Font.Size = 10
+	var leg []legendEntry
 	ymax := 0.0
 	for i, l := range pd.Lines {
 		var first *plotter.Line
 		for _, seg := range finiteRuns(l) {
 			ln, err := plotter.NewLine(seg)
 			if err != nil {
-				return nil, leg, fmt.Errorf("panel %q, %s: %w", pd.Panel.Title, l.Legend, err)
+				return nil, nil, fmt.Errorf("panel %q, %s: %w", pd.Panel.Title, l.Legend, err)
 			}
-			ln.Color = plotutil.Color(i)
+			ln.Color = palette[i%len(palette)]
 			ln.Width = vg.Points(1.6)
 			p.Add(ln)
 			if first == nil {
@@ -127,9 +185,9 @@ func panelPlot(pd PanelData) (*plot.Plot, plot.Legend, error) {
 		}
 		if first == nil {
 			// Plotted nowhere: still listed, so the reader sees the series exists.
-			first = &plotter.Line{LineStyle: draw.LineStyle{Color: plotutil.Color(i), Width: vg.Points(1.6)}}
+			first = &plotter.Line{LineStyle: draw.LineStyle{Color: palette[i%len(palette)], Width: vg.Points(1.6)}}
 		}
-		leg.Add(l.Legend, first)
+		leg = append(leg, legendEntry{name: l.Legend, thumb: first})
 	}
 	p.Y.Min = 0
 	if ymax == 0 {

@@ -157,10 +157,10 @@ func TestDashboardScenario(t *testing.T) {
 		do()
 		return true
 	}
-	_ = step(0.12, "a metered key spends over its budget", func() {
+	overBudget := func() {
 		c, err := harness.TryIssue(v, "openai", "metered", nil)
 		if err != nil {
-			t.Errorf("issuing the metered key: %v", err)
+			t.Errorf("issuing a metered key: %v", err)
 			return
 		}
 		for i := 0; i < 3; i++ {
@@ -168,19 +168,23 @@ func TestDashboardScenario(t *testing.T) {
 				t.Errorf("model call with the metered key: %d %s", a.Status, a.Body)
 			}
 		}
-	}) && step(0.30, "six issues against a live-key cap of 3", func() {
-		var held []*harness.Creds
-		for i := 0; i < 6; i++ {
-			if c, err := harness.TryIssue(v, "openai", "capped", nil); err == nil {
-				held = append(held, c)
-			} else {
-				count("cap refusals")
+	}
+	// Two: a counter series is born at its first increment, so rate() and
+	// increase() cannot see that one; they see the second.
+	_ = step(0.12, "a metered key spends over its budget", overBudget) &&
+		step(0.30, "six issues against a live-key cap of 3", func() {
+			var held []*harness.Creds
+			for i := 0; i < 6; i++ {
+				if c, err := harness.TryIssue(v, "openai", "capped", nil); err == nil {
+					held = append(held, c)
+				} else {
+					count("cap refusals")
+				}
 			}
-		}
-		for _, c := range held {
-			_ = v.Client.Sys().Revoke(c.LeaseID)
-		}
-	}) && step(0.45, "upstream latency 40 ms -> 300 ms; two creates refused with 400", func() {
+			for _, c := range held {
+				_ = v.Client.Sys().Revoke(c.LeaseID)
+			}
+		}) && step(0.45, "upstream latency 40 ms -> 300 ms; two creates refused with 400", func() {
 		f.SetFaults(fakeopenai.Faults{Latency: 300 * time.Millisecond, Rules: []fakeopenai.FaultRule{
 			{Ops: []fakeopenai.Op{fakeopenai.OpCreateServiceAccount}, Kind: fakeopenai.Fault400, Count: 2},
 		}})
@@ -194,11 +198,12 @@ func TestDashboardScenario(t *testing.T) {
 		f.SetFaults(fakeopenai.Faults{Latency: baseLatency, Rules: []fakeopenai.FaultRule{
 			{Ops: []fakeopenai.Op{fakeopenai.OpCreateServiceAccount}, Kind: fakeopenai.FaultLostResponse, Count: 1},
 		}})
-	}) && step(0.75, "admin key rotation", func() {
-		if _, err := v.Client.Logical().Write("openai/config/rotate-root", nil); err != nil {
-			t.Errorf("rotate-root: %v", err)
-		}
-	})
+	}) && step(0.70, "a second metered key spends over its budget", overBudget) &&
+		step(0.75, "admin key rotation", func() {
+			if _, err := v.Client.Logical().Write("openai/config/rotate-root", nil); err != nil {
+				t.Errorf("rotate-root: %v", err)
+			}
+		})
 	<-ctx.Done()
 	wg.Wait()
 	if scrapeErr != nil {
@@ -206,15 +211,8 @@ func TestDashboardScenario(t *testing.T) {
 	}
 	t.Logf("operations: %v; %d scrapes over %s", counts, len(rec.Scrapes), rec.End().Sub(rec.Start()).Round(time.Second))
 
-	recPath := strings.TrimSuffix(out, filepath.Ext(out)) + "-run.prom"
-	w, err := os.Create(recPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rec.Write(w); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
+	recPath := strings.TrimSuffix(out, filepath.Ext(out)) + "-run.prom.gz"
+	if err := rec.WriteFile(recPath); err != nil {
 		t.Fatal(err)
 	}
 	if err := Draw(context.Background(), dash, rec, out, 5*time.Second); err != nil {
