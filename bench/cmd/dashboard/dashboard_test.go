@@ -16,7 +16,7 @@ import (
 // synthetic is a recording of 61 scrapes 5 s apart of a target whose
 // counter grows by 1 per scrape (12 a minute), whose histogram puts every
 // observation in the 0.05 s bucket, and whose gauge for role "gone"
-// disappears after scrape 30.
+// disappears after scrape 30 and comes back at scrape 50.
 func synthetic() *Recording {
 	r := &Recording{Job: "vault-openai", Instance: "127.0.0.1:8200"}
 	t0 := time.Unix(1_800_000_000, 0)
@@ -24,7 +24,7 @@ func synthetic() *Recording {
 		var b bytes.Buffer
 		fmt.Fprintf(&b, "# TYPE openai_keys_issued_total counter\nopenai_keys_issued_total{role=\"app\"} %d\n", i)
 		fmt.Fprintf(&b, "# TYPE openai_live_keys gauge\nopenai_live_keys{role=\"app\"} 7\n")
-		if i <= 30 {
+		if i <= 30 || i >= 50 {
 			fmt.Fprintf(&b, "openai_live_keys{role=\"gone\"} 3\n")
 		}
 		fmt.Fprintf(&b, "# TYPE openai_upstream_request_duration_seconds histogram\n")
@@ -81,10 +81,14 @@ func TestEvaluate_QueriesGiveWhatTheScrapesImply(t *testing.T) {
 	if last(live["app"]) != 7 {
 		t.Errorf("live app keys end at %v, want 7", last(live["app"]))
 	}
-	// The staleness marker ends the vanished series at once, not 5 minutes later.
-	gone := live["gone"]
-	if end := gone.T[len(gone.T)-1]; !end.Equal(r.Scrapes[30].At) {
-		t.Errorf("the vanished gauge lasts until %s, want its last scrape %s", end, r.Scrapes[30].At)
+	// The staleness marker ends the vanished series at once, not 5 minutes
+	// later, and the picture draws it as two runs with a gap between.
+	gone := runs(live["gone"], 5*time.Second)
+	if len(gone) != 2 || len(gone[0]) != 31 || len(gone[1]) != 11 {
+		t.Fatalf("the gauge that vanished and came back is drawn in %d runs, want 2 of 31 and 11 points", len(gone))
+	}
+	if end := gone[0][30].X; end != float64(r.Scrapes[30].At.Unix()) {
+		t.Errorf("the vanished gauge lasts until %v, want its last scrape %v", end, r.Scrapes[30].At.Unix())
 	}
 	// Every observation in (0.025, 0.05]: the median interpolates to 0.0375.
 	if p50 := last(panels[2].Lines[0]); math.Abs(p50-0.0375) > 1e-9 || panels[2].Lines[0].Legend != "p50 create" {

@@ -73,6 +73,7 @@ type Line struct {
 type PanelData struct {
 	Panel Panel
 	Lines []Line
+	Step  time.Duration // between two evaluations
 }
 
 // Vars are the dashboard variables' values, substituted the way Grafana
@@ -110,7 +111,7 @@ func Evaluate(ctx context.Context, d *Dashboard, q *memStorage, vars Vars, start
 		if len(p.Targets) == 0 {
 			return nil, fmt.Errorf("panel %q: no targets", p.Title)
 		}
-		pd := PanelData{Panel: p}
+		pd := PanelData{Panel: p, Step: step}
 		for _, tg := range p.Targets {
 			expr := vars.apply(tg.Expr)
 			if strings.Contains(expr, "$") {

@@ -168,7 +168,7 @@ func panelPlot(pd PanelData) (*plot.Plot, []legendEntry, error) {
 	ymax := 0.0
 	for i, l := range pd.Lines {
 		var first *plotter.Line
-		for _, seg := range finiteRuns(l) {
+		for _, seg := range runs(l, pd.Step) {
 			ln, err := plotter.NewLine(seg)
 			if err != nil {
 				return nil, nil, fmt.Errorf("panel %q, %s: %w", pd.Panel.Title, l.Legend, err)
@@ -197,9 +197,10 @@ func panelPlot(pd PanelData) (*plot.Plot, []legendEntry, error) {
 	return p, leg, nil
 }
 
-// finiteRuns splits a line where it has no value (NaN: no sample, or a
-// quantile of nothing), as Grafana leaves a gap there.
-func finiteRuns(l Line) []plotter.XYs {
+// runs splits a line where it has no value, as Grafana leaves a gap
+// there: a step the range query skipped (no sample, or a series ended by
+// its staleness marker) or a NaN (a quantile of nothing).
+func runs(l Line, step time.Duration) []plotter.XYs {
 	var out []plotter.XYs
 	var cur plotter.XYs
 	flush := func() {
@@ -209,6 +210,9 @@ func finiteRuns(l Line) []plotter.XYs {
 		}
 	}
 	for i, v := range l.V {
+		if i > 0 && l.T[i].Sub(l.T[i-1]) > step*3/2 {
+			flush()
+		}
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			flush()
 			continue
