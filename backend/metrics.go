@@ -142,12 +142,33 @@ func (m *metrics) rotation(err error) {
 	m.rotations.WithLabelValues("ok").Inc()
 }
 
+// revokeCauses are the revoked counter's cause labels, each created at 0
+// for every role (see touchRole).
+var revokeCauses = []string{revokedByRevoke, revokedByExpiry, revokedByRollback, revokedByTidy, revokedByBudget}
+
+// touchRole creates a role's series at 0. A labelled series otherwise first
+// appears at its first increment, and rate() or increase() in Prometheus
+// never count that first event (the first issue of a role, its first budget
+// revocation): a dashboard would miss it.
+func (m *metrics) touchRole(role string) {
+	m.issued.WithLabelValues(role)
+	m.budgetRevokedC.WithLabelValues(role)
+	for _, c := range revokeCauses {
+		m.revoked.WithLabelValues(role, c)
+	}
+}
+
 // exposition renders every metric of the mount in the text format, with
-// the live-keys gauge refilled from perRole.
-func (m *metrics) exposition(perRole map[string]int) ([]byte, error) {
+// the live-keys gauge refilled from perRole and every role in roles present
+// (at 0 when nothing happened to it yet).
+func (m *metrics) exposition(roles []string, perRole map[string]int) ([]byte, error) {
 	m.scrapeMu.Lock()
 	defer m.scrapeMu.Unlock()
 	m.liveKeys.Reset()
+	for _, role := range roles {
+		m.touchRole(role)
+		m.liveKeys.WithLabelValues(role).Set(0)
+	}
 	for role, n := range perRole {
 		m.liveKeys.WithLabelValues(role).Set(float64(n))
 	}
@@ -213,7 +234,11 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, _ *
 	if err != nil {
 		return nil, err
 	}
-	body, err := b.metrics.exposition(perRole)
+	roles, err := req.Storage.List(ctx, roleStoragePrefix)
+	if err != nil {
+		return nil, err
+	}
+	body, err := b.metrics.exposition(roles, perRole)
 	if err != nil {
 		return nil, fmt.Errorf("render metrics: %w", err)
 	}

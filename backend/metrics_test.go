@@ -154,3 +154,54 @@ func TestMetrics_RolledBackAccountsAreCounted(t *testing.T) {
 		t.Fatalf("failed issues %v", got)
 	}
 }
+
+// A role's counters exist at 0 from the first scrape after the role is
+// written, so Prometheus' rate() and increase() count its first issue,
+// revocation and budget revocation (a series born at 1 counts nothing).
+func TestMetrics_RoleSeriesExistAtZeroBeforeTheirFirstEvent(t *testing.T) {
+	e := newTestEnv(t)
+	e.configure()
+	e.writeRole("fresh", map[string]interface{}{})
+	fams := e.scrape()
+	has := func(name string, labels map[string]string) bool {
+		for _, m := range fams[name].GetMetric() {
+			got := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				got[lp.GetName()] = lp.GetValue()
+			}
+			match := len(got) == len(labels)
+			for k, v := range labels {
+				match = match && got[k] == v
+			}
+			if match {
+				return true
+			}
+		}
+		return false
+	}
+	want := []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"openai_keys_issued_total", map[string]string{"role": "fresh"}},
+		{"openai_budget_revocations_total", map[string]string{"role": "fresh"}},
+		{"openai_live_keys", map[string]string{"role": "fresh"}},
+	}
+	for _, c := range revokeCauses {
+		want = append(want, struct {
+			name   string
+			labels map[string]string
+		}{"openai_keys_revoked_total", map[string]string{"role": "fresh", "cause": c}})
+	}
+	for _, w := range want {
+		if !has(w.name, w.labels) {
+			t.Errorf("no series %s%v before any event", w.name, w.labels)
+		} else if v := metricValue(fams, w.name, w.labels); v != 0 {
+			t.Errorf("%s%v = %v before any event", w.name, w.labels, v)
+		}
+	}
+	e.issueN("fresh", 1)
+	if v := metricValue(e.scrape(), "openai_keys_issued_total", map[string]string{"role": "fresh"}); v != 1 {
+		t.Errorf("issued after one issue = %v, want 1", v)
+	}
+}
