@@ -143,6 +143,7 @@ func newBackend() *backend {
 		WALRollbackMinAge: walRollbackMinAge(),
 		Invalidate:        b.invalidate,
 		Clean:             b.clean,
+		InitializeFunc:    b.initialize,
 		RunningVersion:    Version,
 	}
 	return b

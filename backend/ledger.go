@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/errgroup"
 )
 
 // The issuance ledger. The account record (accounts.go) is the ledger
@@ -116,18 +117,41 @@ func (x *ledgerIndex) ensure(ctx context.Context, s logical.Storage) error {
 	if err != nil {
 		return err
 	}
+	records, err := readAccountRecords(ctx, s, ids)
+	if err != nil {
+		return fmt.Errorf("load the issuance ledger: %w", err)
+	}
 	x.bySA, x.byKey, x.byHash = make(map[string]ledgerEntry, len(ids)), map[string]string{}, map[string]string{}
-	for _, id := range ids {
-		r, err := getAccountRecord(ctx, s, id)
-		if err != nil {
-			return fmt.Errorf("load the issuance ledger: %w", err)
-		}
+	for _, r := range records {
 		if r != nil { // nil: deleted since the list
 			x.setLocked(r)
 		}
 	}
 	x.loaded = true
 	return nil
+}
+
+// ledgerLoadWorkers bounds the concurrent record reads of a load. Each read
+// is a gRPC round trip to Vault and, on Raft, a read of the local store:
+// reading one after another, 10,800 records took about 6.5 s after a
+// failover (bench-scale, loaded machine), with every issue waiting behind
+// them; a few in flight hide most of the round trips.
+const ledgerLoadWorkers = 16
+
+// readAccountRecords reads the records of ids with ledgerLoadWorkers reads
+// in flight; out[i] is ids[i]'s record, nil when it was deleted since the list.
+func readAccountRecords(ctx context.Context, s logical.Storage, ids []string) ([]*accountRecord, error) {
+	out := make([]*accountRecord, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(ledgerLoadWorkers)
+	for i, id := range ids {
+		g.Go(func() error {
+			r, err := getAccountRecord(gctx, s, id)
+			out[i] = r
+			return err
+		})
+	}
+	return out, g.Wait()
 }
 
 func (x *ledgerIndex) setLocked(r *accountRecord) {
