@@ -14,7 +14,7 @@ E2E_FLAGS ?=
 
 export PLUGIN_VERSION := $(VERSION)
 
-.PHONY: all build release test lint test-unit test-e2e test-faults demo demo-loop dev dev-stop vault fmt vet staticcheck clean bench bench-smoke bench-profile dashboard
+.PHONY: all build release test lint test-unit test-e2e test-faults test-cluster demo demo-loop dev dev-stop cluster cluster-stop vault fmt vet staticcheck clean bench bench-smoke bench-profile bench-scale bench-compare dashboard
 
 all: build
 
@@ -111,6 +111,23 @@ dev:
 dev-stop:
 	scripts/dev.sh stop
 
+# A 3-node Vault HA cluster on Raft storage (scripts/cluster.sh: CLUSTER_NODES,
+# CLUSTER_BASE_PORT, ... in its header), the plugin registered on every node,
+# mounted and configured against the fake (or OPENAI_* as for make dev).
+cluster:
+	scripts/cluster.sh start
+
+cluster-stop:
+	scripts/cluster.sh stop
+
+# The HA tests (e2e/cluster, build tag cluster, outside make test): clusters started
+# through scripts/cluster.sh against the in-process fake; failover under load,
+# rejoin, consistency. Prints FIGURES lines (the failover timeline).
+CLUSTER_TIMEOUT ?= 30m
+test-cluster:
+	VAULT_BIN="$$(scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
+		$(GO) test -tags cluster -race -count=1 -timeout $(CLUSTER_TIMEOUT) -v $(E2E_FLAGS) ./e2e/cluster/
+
 # Prints the path of the Vault binary, building the pinned version on first use.
 vault:
 	@scripts/vault.sh
@@ -130,6 +147,7 @@ vet:
 	$(GO) vet ./...
 	$(GO) vet -tags pprof ./cmd/...
 	$(GO) vet -tags e2e ./e2e/...
+	$(GO) vet -tags cluster ./e2e/...
 	cd bench && $(GO) vet -tags bench ./...
 
 # staticcheck is pinned in scripts/staticcheck/go.mod (like Vault in scripts/vault)
@@ -140,6 +158,7 @@ staticcheck:
 	$(STATICCHECK) ./...
 	$(STATICCHECK) -tags pprof ./cmd/...
 	$(STATICCHECK) -tags e2e ./e2e/...
+	$(STATICCHECK) -tags cluster ./e2e/...
 	cd bench && ../$(STATICCHECK) -tags bench ./...
 
 clean:

@@ -106,29 +106,7 @@ func ledgerRead(t *testing.T, v *Vault, mount, keyID string) map[string]any {
 // returns the ids and each id's key_info.
 func ledgerList(t *testing.T, v *Vault, mount string, filters map[string]string) ([]string, map[string]map[string]any) {
 	t.Helper()
-	q := map[string][]string{"list": {"true"}}
-	for k, val := range filters {
-		q[k] = []string{val}
-	}
-	s, err := v.Client.Logical().ReadWithDataWithContext(t.Context(), mount+"/keys/", q)
-	if err != nil {
-		t.Fatalf("listing %s/keys/ %v: %v", mount, filters, err)
-	}
-	if s == nil {
-		return nil, nil
-	}
-	var ids []string
-	raw, _ := s.Data["keys"].([]any)
-	for _, k := range raw {
-		ids = append(ids, fmt.Sprint(k))
-	}
-	info := map[string]map[string]any{}
-	if ki, ok := s.Data["key_info"].(map[string]any); ok {
-		for k, val := range ki {
-			info[k], _ = val.(map[string]any)
-		}
-	}
-	return ids, info
+	return harness.LedgerList(t, v.Vault, mount, filters)
 }
 
 // lookupKey writes mount/keys/lookup with data (the key in the body, never

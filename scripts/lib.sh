@@ -108,14 +108,29 @@ use_real_openai() {
 }
 
 build_all() {
+	build_plugin
+	build_fake
+	find_vault
+}
+
+build_plugin() {
 	command -v go >/dev/null || die "Go is required (https://go.dev/dl/)"
 	mkdir -p "$ROOT/bin"
 	(cd "$ROOT" && go build -trimpath \
 		-ldflags "-X github.com/vault-plugin-openai/vault-plugin-openai/backend.Version=$PLUGIN_VERSION" \
 		-o bin/$PLUGIN_NAME ./cmd/vault-plugin-openai)
-	(cd "$ROOT" && go build -trimpath -o bin/fake-openai ./cmd/fake-openai)
-	VAULT="$("$ROOT/scripts/vault.sh")"
 	info "plugin   $ROOT/bin/$PLUGIN_NAME ($PLUGIN_VERSION)"
+}
+
+build_fake() {
+	command -v go >/dev/null || die "Go is required (https://go.dev/dl/)"
+	mkdir -p "$ROOT/bin"
+	(cd "$ROOT" && go build -trimpath -o bin/fake-openai ./cmd/fake-openai)
+}
+
+# find_vault sets VAULT: $VAULT_BIN or the pinned build, through scripts/vault.sh.
+find_vault() {
+	VAULT="$("$ROOT/scripts/vault.sh")"
 	local version
 	version="$("$VAULT" version)" || die "$VAULT does not run"
 	info "vault    $VAULT (${version%%$'\n'*})"
@@ -173,11 +188,20 @@ start_vault() {
 
 register_and_mount() {
 	cp "$ROOT/bin/$PLUGIN_NAME" "$WORK/plugins/$PLUGIN_NAME"
-	local sum
-	sum="$(sha256sum "$WORK/plugins/$PLUGIN_NAME" | cut -d' ' -f1)"
+	register_plugin "$(sha256sum "$WORK/plugins/$PLUGIN_NAME" | cut -d' ' -f1)"
+	mount_plugin
+}
+
+# register_plugin SHA256 adds the plugin binary already in the plugin directory to
+# the catalog by SHA-256 and version.
+register_plugin() {
+	local sum=$1
 	"$VAULT" plugin register -sha256="$sum" -version="$PLUGIN_VERSION" \
 		-command="$PLUGIN_NAME" secret "$PLUGIN_NAME" >/dev/null
 	info "registered $PLUGIN_NAME $PLUGIN_VERSION (sha256 ${sum:0:16}…)"
+}
+
+mount_plugin() {
 	"$VAULT" secrets enable -path="$MOUNT" -plugin-version="$PLUGIN_VERSION" "$PLUGIN_NAME" >/dev/null
 	# The ids that link an audit entry to an OpenAI account go to the audit log in
 	# clear; the key itself (api_key) stays HMACed.
@@ -193,7 +217,8 @@ register_and_mount() {
 }
 
 # configure writes the engine config (admin key via stdin, never argv), a role and a
-# file audit device.
+# file audit device. CONFIG_EXTRA, an array the caller may set, holds more key=value
+# fields for the config (e.g. retry_budget=8s).
 configure() {
 	local role_ttl=$1 role_max_ttl=$2 key base project
 	if use_real_openai; then
@@ -209,6 +234,7 @@ configure() {
 	[[ -n "$base" ]] && args+=("base_url=$base")
 	[[ -n "${OPENAI_ADMIN_KEY_ID:-}" ]] && use_real_openai && args+=("admin_api_key_id=$OPENAI_ADMIN_KEY_ID")
 	[[ -n "${OPENAI_ORG_ID:-}" ]] && use_real_openai && args+=("organization_id=$OPENAI_ORG_ID")
+	args+=(${CONFIG_EXTRA[@]+"${CONFIG_EXTRA[@]}"})
 	"$VAULT" audit enable file file_path="$WORK/audit.log" >/dev/null
 	info "file audit device -> $WORK/audit.log"
 	printf '%s' "$key" | "$VAULT" write "$MOUNT/config" admin_api_key=- "${args[@]}" >/dev/null

@@ -165,15 +165,10 @@ func (v *Vault) launch(port int) error {
 	v.cmd, v.exited = cmd, exited
 	v.mu.Unlock()
 
-	cfg := api.DefaultConfig()
-	cfg.Address = v.Addr
-	cfg.MaxRetries = 0
-	cfg.Timeout = 2 * time.Minute
-	client, err := api.NewClient(cfg)
+	client, err := NewClient(v.Addr)
 	if err != nil {
 		return err
 	}
-	client.ClearNamespace()
 	if v.Client != nil {
 		client.SetToken(v.Client.Token())
 	}
@@ -198,6 +193,21 @@ func (v *Vault) launch(port int) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return errors.New("vault did not answer within 60s")
+}
+
+// NewClient is an API client for the Vault at addr: no retries (a test sees every
+// failure) and no namespace from the environment.
+func NewClient(addr string) (*api.Client, error) {
+	cfg := api.DefaultConfig()
+	cfg.Address = addr
+	cfg.MaxRetries = 0
+	cfg.Timeout = 2 * time.Minute
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	client.ClearNamespace()
+	return client, nil
 }
 
 func (v *Vault) initAndUnseal() {

@@ -22,7 +22,7 @@ func (v *Vault) Log() string {
 
 func (v *Vault) lastLogLines(n int) string {
 	lines := strings.Split(strings.TrimSpace(v.Log()), "\n")
-	if len(lines) > n {
+	if n > 0 && len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
 	return v.Redact(strings.Join(lines, "\n"))

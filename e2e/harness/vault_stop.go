@@ -104,15 +104,21 @@ func (v *Vault) cleanup() {
 		v.t.Errorf("the plugin reported a data race (Vault log follows)")
 	}
 	if v.t.Failed() {
-		// The tail is where a failure shows; E2E_VAULT_LOG_LINES=0 prints all of it.
-		n := 300
-		if s := os.Getenv("E2E_VAULT_LOG_LINES"); s != "" {
-			n, _ = strconv.Atoi(s)
-		}
+		n := logLinesOnFailure()
 		text := strings.TrimRight(string(logText), "\n")
 		if lines := strings.Split(text, "\n"); n > 0 && len(lines) > n {
 			text = fmt.Sprintf("[... %d earlier lines ...]\n", len(lines)-n) + strings.Join(lines[len(lines)-n:], "\n")
 		}
 		v.t.Logf("---- Vault server log, secrets redacted ----\n%s\n---- end of Vault log ----", v.Redact(text))
 	}
+}
+
+// logLinesOnFailure is how much of a Vault log a failed test prints: the tail is
+// where a failure shows; E2E_VAULT_LOG_LINES=0 prints all of it.
+func logLinesOnFailure() int {
+	n := 300
+	if s := os.Getenv("E2E_VAULT_LOG_LINES"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	return n
 }

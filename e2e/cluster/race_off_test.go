@@ -1,0 +1,5 @@
+//go:build cluster && !race
+
+package cluster
+
+const raceEnabled = false
