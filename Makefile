@@ -87,6 +87,23 @@ bench-profile:
 	cd bench && VAULT_BIN="$$(../scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
 		$(GO) test -tags bench -count=1 -timeout 10m -run '^TestBenchProfile$$' -v .
 
+# An A/B benchmark of the issue path: the plugin built from BASE (a temporary git
+# worktree of that ref, removed afterwards) as A against the working tree as B, built
+# alike, mounted side by side in one Vault and measured in turns (ABBA), 8 repetitions
+# of 4 s per side and cell (bench/compare_*_test.go). Writes
+# bench/results/compare-<short BASE>.{md,json}; about 5 min on 2 cores.
+# make bench-compare BASE=main~3 (BENCH_REPS, BENCH_CELL_SECONDS resize it).
+.PHONY: bench-compare
+bench-compare:
+	@if [[ -z "$(BASE)" ]]; then echo "usage: make bench-compare BASE=<git ref>" >&2; exit 2; fi
+	sha="$$(git rev-parse --verify --quiet '$(BASE)^{commit}')" || { echo "bench-compare: no commit $(BASE)" >&2; exit 2; }; \
+	tmp="$$(mktemp -d)"; \
+	trap 'git worktree remove --force "$$tmp/base" || true; rm -rf "$$tmp"; git worktree prune' EXIT; \
+	git worktree add --detach --quiet "$$tmp/base" "$$sha"; \
+	cd bench && VAULT_BIN="$$(../scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
+		BENCH_BASE_SRC="$$tmp/base" BENCH_BASE_REF='$(BASE)' \
+		$(GO) test -tags bench -count=1 -timeout 30m -run '^TestBenchCompare$$' -v .
+
 demo:
 	scripts/demo.sh
 

@@ -29,6 +29,10 @@ type benchEnv struct {
 	f     *harness.Fake
 	c     *api.Client
 	pprof string // the plugin's pprof base URL
+	// mount and pluginExe are where the engine is mounted and the binary
+	// its process runs (default openai/ and harness.PluginName); an A/B
+	// comparison mounts two builds side by side in one Vault.
+	mount, pluginExe string
 	// inFlight counts DELETE requests being served by the fake.
 	inFlight, maxInFlight atomic.Int64
 }
@@ -65,6 +69,22 @@ func newBenchEnv(t *testing.T, rep *benchReport, opts harness.VaultOptions, with
 		rep.Machine.Vault = strings.TrimSpace(out)
 	}
 	return e
+}
+
+// mountPath is the engine's mount (default openai).
+func (e *benchEnv) mountPath() string {
+	if e.mount == "" {
+		return "openai"
+	}
+	return e.mount
+}
+
+// pluginPIDs lists the processes of this environment's build of the plugin.
+func (e *benchEnv) pluginPIDs() []int {
+	if e.pluginExe == "" {
+		return e.v.PluginPIDs()
+	}
+	return e.v.PluginPIDsNamed(e.pluginExe)
 }
 
 // gaugedFake is newFake with a gauge of concurrent deletes in front, so a
@@ -167,6 +187,23 @@ func (e *benchEnv) barrierOps() (puts, dels float64) {
 		} else if v, ok := strings.CutPrefix(line, "vault_barrier_delete_count "); ok {
 			dels, _ = strconv.ParseFloat(v, 64)
 		}
+	}
+	return puts, dels
+}
+
+// settledBarrierOps reads Vault's barrier counters once they have stopped
+// moving (two reads 100 ms apart agree), waiting at most d: work a request
+// leaves behind (the plugin deletes its WAL entry after the response) then
+// counts in the cell that caused it, not in the next one.
+func (e *benchEnv) settledBarrierOps(d time.Duration) (puts, dels float64) {
+	puts, dels = e.barrierOps()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		p, dl := e.barrierOps()
+		if p == puts && dl == dels {
+			break
+		}
+		puts, dels = p, dl
 	}
 	return puts, dels
 }

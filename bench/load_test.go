@@ -26,8 +26,11 @@ func (e *benchEnv) runCell(def cellDef, lat time.Duration, n, rep int, cfg bench
 	var t0 time.Time
 	var wall time.Duration
 	res := runLoad(e.t, def.Target(e), n, cfg.PerCell, cfg.CellMaxDuration,
-		func() { puts0, dels0 = e.barrierOps(); cpu0 = cpuSnapshot(e.v); t0 = time.Now() },
-		func() { wall = time.Since(t0); cpu1 = cpuSnapshot(e.v); puts1, dels1 = e.barrierOps() })
+		func() { puts0, dels0 = e.barrierOps(); cpu0 = e.cpuSnapshot(); t0 = time.Now() },
+		func() { wall = time.Since(t0); cpu1 = e.cpuSnapshot(); puts1, dels1 = e.barrierOps() })
+	if cfg.StorageSettle > 0 {
+		puts1, dels1 = e.settledBarrierOps(cfg.StorageSettle)
+	}
 	c := cellResult{
 		Op: def.Op, LatencyMS: int(lat.Milliseconds()), Concurrency: n, Rep: rep,
 		Requests: res.Requests, Errors: res.Errors, FirstError: res.FirstError,
@@ -126,14 +129,14 @@ func (e *benchEnv) measureToZero(cfg benchConfig, lat time.Duration, start func(
 	var cpu0 cpuSnap
 	puts0, dels0 := e.barrierOps()
 	if from.IsZero() {
-		cpu0 = cpuSnapshot(e.v)
+		cpu0 = e.cpuSnapshot()
 		from = time.Now()
 		e.maxInFlight.Store(0)
 		start()
 	} else {
 		start()
 		e.maxInFlight.Store(0)
-		cpu0 = cpuSnapshot(e.v)
+		cpu0 = e.cpuSnapshot()
 	}
 	const timeout = 5 * time.Minute
 	var samples, sum int64
@@ -153,7 +156,7 @@ func (e *benchEnv) measureToZero(cfg benchConfig, lat time.Duration, start func(
 		WorkerFloor: float64(cfg.Leases) * lat.Seconds() / vaultRevocationWorkers,
 		DeleteCalls: e.f.Calls()[fakeopenai.OpDeleteServiceAccount] - before,
 		MaxInFlight: int(e.maxInFlight.Load()),
-		CPU:         cpuSnapshot(e.v).since(cpu0, d, 0),
+		CPU:         e.cpuSnapshot().since(cpu0, d, 0),
 	}
 	if samples > 0 {
 		r.MeanInFlight = float64(sum) / float64(samples)

@@ -22,11 +22,7 @@ import (
 func runBench(t *testing.T, cfg benchConfig) *benchReport {
 	start := time.Now()
 	rep := &benchReport{Config: cfg, StartedAt: start.UTC(), Machine: machine()}
-	b0, _, t0 := machineTicks()
-	time.Sleep(2 * time.Second)
-	if b1, _, t1 := machineTicks(); t1 > t0 {
-		rep.Machine.BusyBefore = (b1 - b0) / (t1 - t0)
-	}
+	rep.Machine.BusyBefore = busyOver(2 * time.Second)
 	rep.Calls.OtherCallsOnPath = map[string]int{}
 	logf := func(format string, args ...any) {
 		t.Logf("[bench %5.1fs] %s", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
