@@ -27,17 +27,24 @@ func compareConfig() benchConfig {
 	}
 }
 
-// compareSides describes A (the checkout at baseSrc, of ref baseRef) and B
-// (the working tree the benchmark runs from).
-func compareSides(t *testing.T, baseRef, baseSrc string) (a, b *compareSide) {
+// compareSides describes A (the checkout at baseSrc, of ref baseRef) and B:
+// the checkout at newSrc (of newRef) if given, else the working tree the
+// benchmark runs from.
+func compareSides(t *testing.T, baseRef, baseSrc, newRef, newSrc string) (a, b *compareSide) {
 	t.Helper()
 	a = &compareSide{Name: "A", What: "base", Ref: baseRef, Src: baseSrc, Exe: harness.PluginName + "-a", Mount: "openai-a"}
-	a.Commit, a.Subject, _ = gitDescribe(t, baseSrc)
+	a.describe(t)
 	if a.Ref == "" {
 		a.Ref = a.Commit[:7]
 	}
 	b = &compareSide{Name: "B", What: "working tree", Ref: "working tree", Src: harnessRoot(), Exe: harness.PluginName + "-b", Mount: "openai-b"}
-	b.Commit, b.Subject, b.Dirty = gitDescribe(t, b.Src)
+	if newSrc != "" {
+		b.What, b.Ref, b.Src = "new", newRef, newSrc
+	}
+	b.describe(t)
+	if b.Ref == "" {
+		b.Ref = b.Commit[:7]
+	}
 	return a, b
 }
 

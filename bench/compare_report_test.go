@@ -32,12 +32,18 @@ func compareMarkdown(rep *compareReport) string {
 	m := rep.Machine
 	short := func(s compareSide) string { return s.Commit[:min(7, len(s.Commit))] }
 	w("# A/B benchmark: %s (A) against %s (B)\n\n", rep.A.Ref, rep.B.Ref)
-	w("- **A**, %s: `%s` = %s, %q\n", rep.A.What, rep.A.Ref, short(rep.A), rep.A.Subject)
-	dirty := "no uncommitted changes to the plugin"
-	if rep.B.Dirty {
-		dirty = "with uncommitted changes to the plugin"
+	for _, s := range []compareSide{rep.A, rep.B} {
+		ref := ""
+		if s.Ref != s.What {
+			ref = fmt.Sprintf("`%s` = ", s.Ref)
+		}
+		dirty := ""
+		if s.Dirty {
+			dirty = ", with uncommitted changes to the plugin's sources"
+		}
+		w("- **%s**, %s: %s%s %q; plugin sources (%s) last changed by %s%s\n", s.Name, s.What, ref, short(s), s.Subject,
+			strings.Join(pluginSources, ", "), s.PluginCommit, dirty)
 	}
-	w("- **B**, %s: %s, %q (%s)\n", rep.B.What, short(rep.B), rep.B.Subject, dirty)
 	w("- Run %s, %.0f s in all; %d CPUs (%s), %s, %s, plugin version stamp %s (race detector %t)\n",
 		rep.StartedAt.Format("2006-01-02 15:04 MST"), rep.WallSeconds, m.CPUs, m.CPUModel, m.GoVersion, m.Vault, m.Plugin, m.PluginRace)
 	var busy, ours []float64
@@ -58,21 +64,21 @@ func compareMarkdown(rep *compareReport) string {
 				statRange(f.A), statRange(f.B), f.Ratio, f.PairRatioMed, f.PairRatioMin, f.PairRatioMax, f.P, f.Verdict)
 		}
 	}
-	w("\n## Storage operations per issue\n\nVault's barrier puts and deletes (every encrypted storage write and delete, Vault's own and the plugin's, from `sys/metrics`) per measured issue, work deferred past the response included; medians.\n\n")
-	w("| upstream | clients | A puts | A deletes | B puts | B deletes |\n|---:|---:|---:|---:|---:|---:|\n")
+	w("\n## Storage operations per issue\n\nVault's barrier puts, deletes and gets (every encrypted storage write, delete and read, Vault's own and the plugin's, from `sys/metrics`) per measured issue, work deferred past the response included; medians. Gets include the few reads of `sys/metrics` itself around each run, spread over its issues.\n\n")
+	w("| upstream | clients | A puts | A deletes | A gets | B puts | B deletes | B gets |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range rep.Cells {
-		w("| %d ms | %d | %.2f | %.2f | %.2f | %.2f |\n", c.LatencyMS, c.Concurrency, c.PutsA, c.DelsA, c.PutsB, c.DelsB)
+		w("| %d ms | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", c.LatencyMS, c.Concurrency, c.PutsA, c.DelsA, c.GetsA, c.PutsB, c.DelsB, c.GetsB)
 	}
 	w("\n## Machine load per cell\n\nThe machine's busy share during each side's runs, and the share our processes took: median (min–max).\n\n")
 	w("| upstream | clients | A busy | A ours | B busy | B ours |\n|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range rep.Cells {
 		w("| %d ms | %d | %s | %s | %s | %s |\n", c.LatencyMS, c.Concurrency, pctRange(c.BusyA), pctRange(c.OursA), pctRange(c.BusyB), pctRange(c.OursB))
 	}
-	w("\n## Every run, in the order run\n\n| rep | upstream | clients | side | issues/s | p50 ms | p99 ms | Vault CPU ms | plugin CPU ms | puts | deletes | busy | ours |\n|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	w("\n## Every run, in the order run\n\n| rep | upstream | clients | side | issues/s | p50 ms | p99 ms | Vault CPU ms | plugin CPU ms | puts | deletes | gets | busy | ours |\n|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rep.Runs {
 		pr := r.PerRequest
-		w("| %d | %d ms | %d | %s | %.0f | %.2f | %.2f | %.3f | %.3f | %.2f | %.2f | %.0f%% | %.0f%% |\n", r.Rep, r.LatencyMS, r.Concurrency, r.Side,
-			r.PerSecond, r.P50MS, r.P99MS, pr.VaultCPUMS, pr.PluginCPUMS, pr.BarrierPuts, pr.BarrierDels, 100*r.CPU.Busy, 100*r.CPU.Machine)
+		w("| %d | %d ms | %d | %s | %.0f | %.2f | %.2f | %.3f | %.3f | %.2f | %.2f | %.2f | %.0f%% | %.0f%% |\n", r.Rep, r.LatencyMS, r.Concurrency, r.Side,
+			r.PerSecond, r.P50MS, r.P99MS, pr.VaultCPUMS, pr.PluginCPUMS, pr.BarrierPuts, pr.BarrierDels, pr.BarrierGets, 100*r.CPU.Busy, 100*r.CPU.Machine)
 	}
 	calls := slices.Sorted(maps.Keys(rep.Calls))
 	for i, k := range calls {

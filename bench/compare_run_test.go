@@ -36,10 +36,13 @@ type compareSide struct {
 	// whether it had uncommitted changes to the plugin's sources.
 	Subject string `json:"subject"`
 	Dirty   bool   `json:"uncommitted_changes,omitempty"`
-	Exe     string `json:"catalog_name"` // binary and catalog name
-	Mount   string `json:"mount"`
-	SHA256  string `json:"sha256"`
-	Src     string `json:"-"`
+	// PluginCommit is the last commit that changed what the plugin is
+	// built from (pluginSources), with its subject.
+	PluginCommit string `json:"plugin_sources_commit"`
+	Exe          string `json:"catalog_name"` // binary and catalog name
+	Mount        string `json:"mount"`
+	SHA256       string `json:"sha256"`
+	Src          string `json:"-"`
 }
 
 // compareRun is one repetition of one cell on one side.
@@ -60,6 +63,8 @@ type compareCell struct {
 	DelsA float64 `json:"barrier_deletes_a"`
 	PutsB float64 `json:"barrier_puts_b"`
 	DelsB float64 `json:"barrier_deletes_b"`
+	GetsA float64 `json:"barrier_gets_a"`
+	GetsB float64 `json:"barrier_gets_b"`
 	// The machine during the cell's runs: its busy share, and the share
 	// our processes (Vault, plugin, fake, load generator) took of it.
 	BusyA, OursA sideStats
@@ -148,9 +153,9 @@ func runCompare(t *testing.T, cfg benchConfig, a, b *compareSide) *compareReport
 						res.Op, res.LatencyMS, res.Concurrency, r, side, res.Errors, res.Requests, res.FirstError)
 				}
 				pr := res.PerRequest
-				logf("rep %d %s %3dms c=%-3d %7.1f/s p50 %6.2fms p99 %6.2fms | CPU ms/issue Vault %.3f plugin %.3f | puts %.2f deletes %.2f | busy %.0f%% (ours %.0f%%)",
+				logf("rep %d %s %3dms c=%-3d %7.1f/s p50 %6.2fms p99 %6.2fms | CPU ms/issue Vault %.3f plugin %.3f | puts %.2f deletes %.2f gets %.2f | busy %.0f%% (ours %.0f%%)",
 					r, side, cl.lat.Milliseconds(), cl.clients, res.PerSecond, res.P50MS, res.P99MS,
-					pr.VaultCPUMS, pr.PluginCPUMS, pr.BarrierPuts, pr.BarrierDels, 100*res.CPU.Busy, 100*res.CPU.Machine)
+					pr.VaultCPUMS, pr.PluginCPUMS, pr.BarrierPuts, pr.BarrierDels, pr.BarrierGets, 100*res.CPU.Busy, 100*res.CPU.Machine)
 			}
 		}
 	}
@@ -186,6 +191,8 @@ func compareCellOf(runs []compareRun, latMS, clients int) compareCell {
 	c.DelsA = median(pick(a, func(r cellResult) float64 { return r.PerRequest.BarrierDels }))
 	c.PutsB = median(pick(b, func(r cellResult) float64 { return r.PerRequest.BarrierPuts }))
 	c.DelsB = median(pick(b, func(r cellResult) float64 { return r.PerRequest.BarrierDels }))
+	c.GetsA = median(pick(a, func(r cellResult) float64 { return r.PerRequest.BarrierGets }))
+	c.GetsB = median(pick(b, func(r cellResult) float64 { return r.PerRequest.BarrierGets }))
 	c.BusyA = summarise(pick(a, func(r cellResult) float64 { return r.CPU.Busy }))
 	c.OursA = summarise(pick(a, func(r cellResult) float64 { return r.CPU.Machine }))
 	c.BusyB = summarise(pick(b, func(r cellResult) float64 { return r.CPU.Busy }))
@@ -202,19 +209,24 @@ func compareMethod(cfg benchConfig) string {
 		cfg.Reps, cfg.CellMaxDuration, cfg.StorageSettle, cfg.Reps, compareAlpha)
 }
 
-// gitDescribe reads a checkout's commit and subject, and whether its plugin
-// sources (everything outside bench/, which the plugin does not build) have
-// uncommitted changes.
-func gitDescribe(t *testing.T, dir string) (commit, subject string, dirty bool) {
+// pluginSources is what `go build ./cmd/vault-plugin-openai` reads (go list
+// -deps: the backend and the command, and the module files).
+var pluginSources = []string{"backend", "cmd", "go.mod", "go.sum"}
+
+// describe fills s's commit and subject from its checkout, the last commit
+// that changed the plugin's sources, and whether they have uncommitted
+// changes: a commit that touched only the benchmark builds the same plugin
+// as its parent.
+func (s *compareSide) describe(t *testing.T) {
 	t.Helper()
-	out, err := exec.Command("git", "-C", dir, "log", "-1", "--format=%H %s").Output()
-	if err != nil {
-		t.Fatalf("git log in %s: %v", dir, err)
+	git := func(args ...string) string {
+		out, err := exec.Command("git", append([]string{"-C", s.Src}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("git %v in %s: %v", args, s.Src, err)
+		}
+		return strings.TrimSpace(string(out))
 	}
-	commit, subject, _ = strings.Cut(strings.TrimSpace(string(out)), " ")
-	st, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--", ".", ":!bench").Output()
-	if err != nil {
-		t.Fatalf("git status in %s: %v", dir, err)
-	}
-	return commit, subject, len(strings.TrimSpace(string(st))) > 0
+	s.Commit, s.Subject, _ = strings.Cut(git("log", "-1", "--format=%H %s"), " ")
+	s.PluginCommit = git(append([]string{"log", "-1", "--format=%h %s", "--"}, pluginSources...)...)
+	s.Dirty = git(append([]string{"status", "--porcelain", "--"}, pluginSources...)...) != ""
 }

@@ -15,7 +15,7 @@ import (
 func TestBenchCompareSmoke(t *testing.T) {
 	cfg := compareConfig()
 	cfg.Reps, cfg.CellMaxDuration, cfg.Contract = 2, time.Second, true
-	a, b := compareSides(t, "", harnessRoot())
+	a, b := compareSides(t, "", harnessRoot(), "", "")
 	dir := t.TempDir()
 	rep := runCompare(t, cfg, a, b)
 	writeCompare(t, rep, dir, "smoke")

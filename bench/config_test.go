@@ -154,12 +154,15 @@ type cellResult struct {
 }
 
 type perRequest struct {
-	VaultCPUMS    float64 `json:"vault_cpu_ms"`
-	PluginCPUMS   float64 `json:"plugin_cpu_ms"`
-	LoadgenCPUMS  float64 `json:"loadgen_cpu_ms"`
-	FakeCPUMS     float64 `json:"fake_cpu_ms"` // the test process, which serves the fake
-	BarrierPuts   float64 `json:"barrier_puts"`
-	BarrierDels   float64 `json:"barrier_deletes"`
+	VaultCPUMS   float64 `json:"vault_cpu_ms"`
+	PluginCPUMS  float64 `json:"plugin_cpu_ms"`
+	LoadgenCPUMS float64 `json:"loadgen_cpu_ms"`
+	FakeCPUMS    float64 `json:"fake_cpu_ms"` // the test process, which serves the fake
+	BarrierPuts  float64 `json:"barrier_puts"`
+	BarrierDels  float64 `json:"barrier_deletes"`
+	// BarrierGets is storage reads that reached the barrier (the sys/metrics
+	// reads around the batch included: a few per batch).
+	BarrierGets   float64 `json:"barrier_gets"`
 	UpstreamCalls float64 `json:"upstream_calls"` // at the fake, warm-up included
 }
 

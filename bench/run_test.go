@@ -272,6 +272,7 @@ func medianCell(runs []cellResult, op string, latMS, clients int) cellResult {
 		VaultCPUMS: med(func(r cellResult) float64 { return r.PerRequest.VaultCPUMS }), PluginCPUMS: med(func(r cellResult) float64 { return r.PerRequest.PluginCPUMS }),
 		LoadgenCPUMS: med(func(r cellResult) float64 { return r.PerRequest.LoadgenCPUMS }), FakeCPUMS: med(func(r cellResult) float64 { return r.PerRequest.FakeCPUMS }),
 		BarrierPuts: med(func(r cellResult) float64 { return r.PerRequest.BarrierPuts }), BarrierDels: med(func(r cellResult) float64 { return r.PerRequest.BarrierDels }),
+		BarrierGets:   med(func(r cellResult) float64 { return r.PerRequest.BarrierGets }),
 		UpstreamCalls: med(func(r cellResult) float64 { return r.PerRequest.UpstreamCalls }),
 	}
 	return m
