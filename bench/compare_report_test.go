@@ -56,12 +56,12 @@ func compareMarkdown(rep *compareReport) string {
 	w("%s\n\n", rep.Method)
 
 	w("## Figures per cell\n\n")
-	w("Median (min–max) of each side's repetitions; B ÷ A of the medians; B ÷ A within each repetition's pair (median, min–max); the Mann-Whitney p; the verdict.\n\n")
-	w("| upstream | clients | figure | A | B | B ÷ A | B ÷ A per pair | p | verdict |\n|---:|---:|---|---:|---:|---:|---:|---:|---|\n")
+	w("Median (min–max) of each side's repetitions; B ÷ A of the medians; B ÷ A within each repetition's pair (median, min–max); the pairs in which B was higher and the sign test's p on them; the Mann-Whitney p; the verdict (on the Mann-Whitney p).\n\n")
+	w("| upstream | clients | figure | A | B | B ÷ A | B ÷ A per pair | B higher in pairs (sign p) | Mann-Whitney p | verdict |\n|---:|---:|---|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, c := range rep.Cells {
 		for _, f := range c.Figures {
-			w("| %d ms | %d | %s | %s | %s | %.3f | %.3f (%.3f–%.3f) | %.3f | %s |\n", c.LatencyMS, c.Concurrency, f.Figure,
-				statRange(f.A), statRange(f.B), f.Ratio, f.PairRatioMed, f.PairRatioMin, f.PairRatioMax, f.P, f.Verdict)
+			w("| %d ms | %d | %s | %s | %s | %.3f | %.3f (%.3f–%.3f) | %d of %d (%.3f) | %.3f | %s |\n", c.LatencyMS, c.Concurrency, f.Figure,
+				statRange(f.A), statRange(f.B), f.Ratio, f.PairRatioMed, f.PairRatioMin, f.PairRatioMax, f.PairsBHigher, f.PairsDiffer, f.SignP, f.P, f.Verdict)
 		}
 	}
 	w("\n## Storage operations per issue\n\nVault's barrier puts, deletes and gets (every encrypted storage write, delete and read, Vault's own and the plugin's, from `sys/metrics`) per measured issue, work deferred past the response included; medians. Gets include the few reads of `sys/metrics` itself around each run, spread over its issues.\n\n")

@@ -3,7 +3,9 @@ package bench
 // The statistics of an A/B comparison: per figure, each side's median, range
 // and the median's confidence interval, the ratio B ÷ A, the ratios within
 // each repetition's pair, and a verdict from the Mann-Whitney U test
-// (golang.org/x/perf/benchmath, the statistics benchstat uses).
+// (golang.org/x/perf/benchmath, the statistics benchstat uses), with a sign
+// test on the pairs beside it (its binomial distribution from go-moremath,
+// which benchmath is built on).
 
 import (
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/aclements/go-moremath/stats"
 	"golang.org/x/perf/benchmath"
 )
 
@@ -39,12 +42,18 @@ type figureComparison struct {
 	Ratio  float64   `json:"ratio_b_over_a"` // of the medians
 	// B ÷ A within each repetition: the two ran next to each other, so a
 	// slow spell of the machine weighs on both.
-	PairRatios    []float64 `json:"pair_ratios"`
-	PairRatioMed  float64   `json:"pair_ratio_median"`
-	PairRatioMin  float64   `json:"pair_ratio_min"`
-	PairRatioMax  float64   `json:"pair_ratio_max"`
-	P             float64   `json:"mann_whitney_p"` // two-sided
-	RangesOverlap bool      `json:"ranges_overlap"`
+	PairRatios   []float64 `json:"pair_ratios"`
+	PairRatioMed float64   `json:"pair_ratio_median"`
+	PairRatioMin float64   `json:"pair_ratio_min"`
+	PairRatioMax float64   `json:"pair_ratio_max"`
+	P            float64   `json:"mann_whitney_p"` // two-sided
+	// The pairs in which B was higher, of those that differ, and the
+	// two-sided sign test on them: a paired test, which the interleaving
+	// allows, beside the unpaired U test the verdict rests on.
+	PairsBHigher  int     `json:"pairs_b_higher"`
+	PairsDiffer   int     `json:"pairs_differ"`
+	SignP         float64 `json:"sign_test_p"`
+	RangesOverlap bool    `json:"ranges_overlap"`
 	// Differs is P < compareAlpha; Verdict says it in words.
 	Differs bool   `json:"differs"`
 	Verdict string `json:"verdict"`
@@ -67,12 +76,30 @@ func compareFigure(figure string, a, b []float64, higherIsBetter bool) figureCom
 		c.PairRatioMed = median(c.PairRatios)
 		c.PairRatioMin, c.PairRatioMax = slices.Min(c.PairRatios), slices.Max(c.PairRatios)
 	}
+	for i := range min(len(a), len(b)) {
+		if b[i] != a[i] {
+			c.PairsDiffer++
+			if b[i] > a[i] {
+				c.PairsBHigher++
+			}
+		}
+	}
+	c.SignP = signTestP(c.PairsBHigher, c.PairsDiffer)
 	c.RangesOverlap = c.A.Min <= c.B.Max && c.B.Min <= c.A.Max
 	cmp := benchmath.AssumeNothing.Compare(newSample(a), newSample(b))
 	c.P = cmp.P
 	c.Differs = cmp.P < compareAlpha
 	c.Verdict = verdict(c, higherIsBetter)
 	return c
+}
+
+// signTestP is the two-sided sign test's p for k of n pairs going one way.
+func signTestP(k, n int) float64 {
+	if n == 0 {
+		return 1
+	}
+	d := stats.BinomialDist{N: n, P: 0.5}
+	return min(1, 2*min(d.CDF(float64(k)), 1-d.CDF(float64(k-1))))
 }
 
 // verdict is "within noise" unless the U test finds the two sides differ;
@@ -130,6 +157,15 @@ func TestCompareFigure(t *testing.T) {
 	c := compareFigure("issues/s", a, b, true)
 	if !c.Differs || c.P >= 0.001 || c.RangesOverlap || math.Abs(c.PairRatioMed-1.2) > 1e-9 || c.Verdict != fmt.Sprintf("B +20.0%%, better (p=%.3f)", c.P) {
 		t.Errorf("B 20%% higher throughput: %+v", c)
+	}
+	if c.PairsBHigher != 8 || c.PairsDiffer != 8 || math.Abs(c.SignP-2.0/256) > 1e-12 {
+		t.Errorf("8 of 8 pairs higher: %d of %d, sign test p %v (want 2/256)", c.PairsBHigher, c.PairsDiffer, c.SignP)
+	}
+	if p := signTestP(4, 8); p != 1 {
+		t.Errorf("sign test, 4 of 8: p %v, want 1", p)
+	}
+	if p := signTestP(1, 8); math.Abs(p-18.0/256) > 1e-12 {
+		t.Errorf("sign test, 1 of 8: p %v, want 18/256", p)
 	}
 	if c := compareFigure("p50 ms", a, b, false); !c.Differs || c.Verdict[:len("B +20.0%, worse")] != "B +20.0%, worse" {
 		t.Errorf("B 20%% higher latency: verdict %q", c.Verdict)

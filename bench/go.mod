@@ -3,6 +3,7 @@ module github.com/vault-plugin-openai/vault-plugin-openai/bench
 go 1.26.8
 
 require (
+	github.com/aclements/go-moremath v0.0.0-20210112150236-f10218a38794
 	github.com/hashicorp/vault/api v1.23.0
 	github.com/vault-plugin-openai/vault-plugin-openai v0.0.0
 	golang.org/x/perf v0.0.0-20260908200009-22c9c6c9d4da
@@ -14,7 +15,6 @@ require (
 	codeberg.org/go-latex/latex v0.2.0 // indirect
 	codeberg.org/go-pdf/fpdf v0.11.1 // indirect
 	git.sr.ht/~sbinet/gg v0.7.0 // indirect
-	github.com/aclements/go-moremath v0.0.0-20210112150236-f10218a38794 // indirect
 	github.com/ajstarks/svgo v0.0.0-20211024235047-1546f124cd8b // indirect
 	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
 	github.com/getkin/kin-openapi v0.152.0 // indirect
