@@ -205,8 +205,10 @@ func compareMethod(cfg benchConfig) string {
 		"Every cell runs %d times per side for %s each, in turns: repetition 1 A then B, repetition 2 B then A, and so on (ABBA), every cell of a repetition before the next. "+
 		"After each run the barrier counters are read once they stop moving (at most %s), so writes deferred past the response count in their own run. "+
 		"Verdict: two-sided Mann-Whitney U test of the %d values per side (golang.org/x/perf/benchmath, as benchstat), \"within noise\" at p >= %.2f; "+
-		"ranges, the B÷A ratio within each repetition's pair and a sign test on the pairs are shown beside it.",
-		cfg.Reps, cfg.CellMaxDuration, cfg.StorageSettle, cfg.Reps, compareAlpha)
+		"ranges, the B÷A ratio within each repetition's pair and a sign test on the pairs are shown beside it. "+
+		"%d figures are tested, each at p < %.2f: about one in twenty says \"differs\" when nothing changed, so a lone verdict is a reason to rerun, not a finding; "+
+		"an A/A run (BASE=HEAD on a clean tree) shows what the machine's noise does.",
+		cfg.Reps, cfg.CellMaxDuration, cfg.StorageSettle, cfg.Reps, compareAlpha, 5*len(cellOrder(cfg.Cells)), compareAlpha)
 }
 
 // pluginSources is what `go build ./cmd/vault-plugin-openai` reads (go list
