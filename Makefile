@@ -98,6 +98,26 @@ dashboard:
 		DASHBOARD_OUT="$(CURDIR)/examples/grafana/dashboard.png" \
 		$(GO) test -tags bench -count=1 -timeout 15m -run '^TestDashboardScenario$$' -v ./cmd/dashboard/
 
+# An A/B benchmark of the issue path: the plugin built from BASE (a temporary git
+# worktree of that ref, removed afterwards) as A against the working tree, or against
+# NEW (another temporary worktree) if given, as B; built alike, mounted side by side in
+# one Vault and measured in turns (ABBA), 8 repetitions of 4 s per side and cell
+# (bench/compare_*_test.go). Writes bench/results/compare-<short BASE>[-<short
+# NEW>].{md,json}; about 5 min on 2 cores. make bench-compare BASE=main~3, or
+# BASE=0efd7e2^ NEW=0efd7e2 (BENCH_REPS, BENCH_CELL_SECONDS resize it).
+bench-compare:
+	@if [[ -z "$(BASE)" ]]; then echo "usage: make bench-compare BASE=<git ref> [NEW=<git ref>]" >&2; exit 2; fi
+	base="$$(git rev-parse --verify --quiet '$(BASE)^{commit}')" || { echo "bench-compare: no commit $(BASE)" >&2; exit 2; }; \
+	new=""; if [[ -n "$(NEW)" ]]; then new="$$(git rev-parse --verify --quiet '$(NEW)^{commit}')" || { echo "bench-compare: no commit $(NEW)" >&2; exit 2; }; fi; \
+	tmp="$$(mktemp -d)"; \
+	trap 'for d in base new; do [[ -d "$$tmp/$$d" ]] && git worktree remove --force "$$tmp/$$d"; done; rm -rf "$$tmp"; git worktree prune' EXIT; \
+	git worktree add --detach --quiet "$$tmp/base" "$$base"; \
+	if [[ -n "$$new" ]]; then git worktree add --detach --quiet "$$tmp/new" "$$new"; fi; \
+	cd bench && VAULT_BIN="$$(../scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
+		BENCH_BASE_SRC="$$tmp/base" BENCH_BASE_REF='$(BASE)' \
+		BENCH_NEW_SRC="$${new:+$$tmp/new}" BENCH_NEW_REF='$(NEW)' \
+		$(GO) test -tags bench -count=1 -timeout 30m -run '^TestBenchCompare$$' -v .
+
 demo:
 	scripts/demo.sh
 

@@ -29,6 +29,10 @@ type benchConfig struct {
 	// The measured runs leave it off: it would spend CPU on the machine
 	// being measured. The smoke run, which proves correctness, keeps it.
 	Contract bool `json:"contract"`
+	// StorageSettle, if set, waits up to this long after each cell for
+	// Vault's barrier counters to stop moving before reading them, so
+	// writes a request defers past its response count in its own cell.
+	StorageSettle time.Duration `json:"storage_settle,omitempty"`
 }
 
 // cellDef is one kind of request load (an op) at some upstream latencies and
@@ -96,8 +100,9 @@ func scopedIssueTarget(e *benchEnv) loadTarget {
 // issueTarget checks a lease and a key in the answer by byte search (the key
 // itself is never kept or printed).
 func issueTarget(e *benchEnv) loadTarget {
-	return loadTarget{URL: e.v.Addr + "/v1/", Path: "openai/creds/" + benchRole, Method: "GET", VaultToken: e.v.Token,
-		Expect: []string{`"lease_id":"openai/creds/` + benchRole + `/`, `"api_key":"sk-`, `"service_account_id":"svc_acct_`}}
+	m := e.mountPath()
+	return loadTarget{URL: e.v.Addr + "/v1/", Path: m + "/creds/" + benchRole, Method: "GET", VaultToken: e.v.Token,
+		Expect: []string{`"lease_id":"` + m + `/creds/` + benchRole + `/`, `"api_key":"sk-`, `"service_account_id":"svc_acct_`}}
 }
 
 // Vault's expiration manager revokes through a fair-share job manager of 200
@@ -149,12 +154,15 @@ type cellResult struct {
 }
 
 type perRequest struct {
-	VaultCPUMS    float64 `json:"vault_cpu_ms"`
-	PluginCPUMS   float64 `json:"plugin_cpu_ms"`
-	LoadgenCPUMS  float64 `json:"loadgen_cpu_ms"`
-	FakeCPUMS     float64 `json:"fake_cpu_ms"` // the test process, which serves the fake
-	BarrierPuts   float64 `json:"barrier_puts"`
-	BarrierDels   float64 `json:"barrier_deletes"`
+	VaultCPUMS   float64 `json:"vault_cpu_ms"`
+	PluginCPUMS  float64 `json:"plugin_cpu_ms"`
+	LoadgenCPUMS float64 `json:"loadgen_cpu_ms"`
+	FakeCPUMS    float64 `json:"fake_cpu_ms"` // the test process, which serves the fake
+	BarrierPuts  float64 `json:"barrier_puts"`
+	BarrierDels  float64 `json:"barrier_deletes"`
+	// BarrierGets is storage reads that reached the barrier (the sys/metrics
+	// reads around the batch included: a few per batch).
+	BarrierGets   float64 `json:"barrier_gets"`
 	UpstreamCalls float64 `json:"upstream_calls"` // at the fake, warm-up included
 }
 

@@ -29,6 +29,10 @@ type benchEnv struct {
 	f     *harness.Fake
 	c     *api.Client
 	pprof string // the plugin's pprof base URL
+	// mount and pluginExe are where the engine is mounted and the binary
+	// its process runs (default openai/ and harness.PluginName); an A/B
+	// comparison mounts two builds side by side in one Vault.
+	mount, pluginExe string
 	// inFlight counts DELETE requests being served by the fake.
 	inFlight, maxInFlight atomic.Int64
 }
@@ -65,6 +69,22 @@ func newBenchEnv(t *testing.T, rep *benchReport, opts harness.VaultOptions, with
 		rep.Machine.Vault = strings.TrimSpace(out)
 	}
 	return e
+}
+
+// mountPath is the engine's mount (default openai).
+func (e *benchEnv) mountPath() string {
+	if e.mount == "" {
+		return "openai"
+	}
+	return e.mount
+}
+
+// pluginPIDs lists the processes of this environment's build of the plugin.
+func (e *benchEnv) pluginPIDs() []int {
+	if e.pluginExe == "" {
+		return e.v.PluginPIDs()
+	}
+	return e.v.PluginPIDsNamed(e.pluginExe)
 }
 
 // gaugedFake is newFake with a gauge of concurrent deletes in front, so a
@@ -148,27 +168,55 @@ func benchClient(t *testing.T, v *harness.Vault) *api.Client {
 // storage write and delete, Vault's own and the plugin's) from its telemetry:
 // the dev server keeps Prometheus metrics (prometheus_retention_time 24h).
 func (e *benchEnv) barrierOps() (puts, dels float64) {
+	c := e.barrierCounts()
+	return c.puts, c.dels
+}
+
+// barrierCount is Vault's barrier operation counters at one moment.
+type barrierCount struct{ puts, dels, gets float64 }
+
+// barrierCounts reads the barrier's put, delete and get counters (a get is
+// every storage read that reaches the barrier, Vault's and the plugin's).
+func (e *benchEnv) barrierCounts() barrierCount {
 	req, _ := http.NewRequest(http.MethodGet, e.v.Addr+"/v1/sys/metrics?format=prometheus", nil)
 	req.Header.Set("X-Vault-Token", e.v.Token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Errorf("sys/metrics: %v", err)
-		return 0, 0
+		return barrierCount{}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		e.t.Errorf("sys/metrics: HTTP %d, %v", resp.StatusCode, err)
-		return 0, 0
+		return barrierCount{}
 	}
+	var c barrierCount
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "vault_barrier_put_count "); ok {
-			puts, _ = strconv.ParseFloat(v, 64)
-		} else if v, ok := strings.CutPrefix(line, "vault_barrier_delete_count "); ok {
-			dels, _ = strconv.ParseFloat(v, 64)
+		for name, dst := range map[string]*float64{"vault_barrier_put_count ": &c.puts, "vault_barrier_delete_count ": &c.dels, "vault_barrier_get_count ": &c.gets} {
+			if v, ok := strings.CutPrefix(line, name); ok {
+				*dst, _ = strconv.ParseFloat(v, 64)
+			}
 		}
 	}
-	return puts, dels
+	return c
+}
+
+// settledBarrierCounts reads Vault's barrier counters once they have stopped
+// moving (two reads 100 ms apart agree), waiting at most d: work a request
+// leaves behind (the plugin deletes its WAL entry after the response) then
+// counts in the cell that caused it, not in the next one.
+func (e *benchEnv) settledBarrierCounts(d time.Duration) barrierCount {
+	c := e.barrierCounts()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		n := e.barrierCounts()
+		if n.puts == c.puts && n.dels == c.dels {
+			break
+		}
+		c = n
+	}
+	return c
 }
 
 // kvReady waits for the KV v2 mount's upgrade to finish (writes fail until then).

@@ -22,12 +22,15 @@ func (e *benchEnv) runCell(def cellDef, lat time.Duration, n, rep int, cfg bench
 	defer e.f.SetFaults(fakeopenai.Faults{})
 	calls0 := e.f.Calls()
 	var cpu0, cpu1 cpuSnap
-	var puts0, dels0, puts1, dels1 float64
+	var st0, st1 barrierCount
 	var t0 time.Time
 	var wall time.Duration
 	res := runLoad(e.t, def.Target(e), n, cfg.PerCell, cfg.CellMaxDuration,
-		func() { puts0, dels0 = e.barrierOps(); cpu0 = cpuSnapshot(e.v); t0 = time.Now() },
-		func() { wall = time.Since(t0); cpu1 = cpuSnapshot(e.v); puts1, dels1 = e.barrierOps() })
+		func() { st0 = e.barrierCounts(); cpu0 = e.cpuSnapshot(); t0 = time.Now() },
+		func() { wall = time.Since(t0); cpu1 = e.cpuSnapshot(); st1 = e.barrierCounts() })
+	if cfg.StorageSettle > 0 {
+		st1 = e.settledBarrierCounts(cfg.StorageSettle)
+	}
 	c := cellResult{
 		Op: def.Op, LatencyMS: int(lat.Milliseconds()), Concurrency: n, Rep: rep,
 		Requests: res.Requests, Errors: res.Errors, FirstError: res.FirstError,
@@ -38,7 +41,7 @@ func (e *benchEnv) runCell(def cellDef, lat time.Duration, n, rep int, cfg bench
 		c.PerRequest = perRequest{
 			VaultCPUMS: 1000 * c.CPU.VaultSec / r, PluginCPUMS: 1000 * c.CPU.PluginSec / r,
 			LoadgenCPUMS: 1000 * c.CPU.LoadgenSec / r, FakeCPUMS: 1000 * c.CPU.BenchSec / r,
-			BarrierPuts: (puts1 - puts0) / r, BarrierDels: (dels1 - dels0) / r,
+			BarrierPuts: (st1.puts - st0.puts) / r, BarrierDels: (st1.dels - st0.dels) / r, BarrierGets: (st1.gets - st0.gets) / r,
 		}
 	}
 	// Every successful request, warm-up included, makes exactly def.Upstream.
@@ -126,14 +129,14 @@ func (e *benchEnv) measureToZero(cfg benchConfig, lat time.Duration, start func(
 	var cpu0 cpuSnap
 	puts0, dels0 := e.barrierOps()
 	if from.IsZero() {
-		cpu0 = cpuSnapshot(e.v)
+		cpu0 = e.cpuSnapshot()
 		from = time.Now()
 		e.maxInFlight.Store(0)
 		start()
 	} else {
 		start()
 		e.maxInFlight.Store(0)
-		cpu0 = cpuSnapshot(e.v)
+		cpu0 = e.cpuSnapshot()
 	}
 	const timeout = 5 * time.Minute
 	var samples, sum int64
@@ -153,7 +156,7 @@ func (e *benchEnv) measureToZero(cfg benchConfig, lat time.Duration, start func(
 		WorkerFloor: float64(cfg.Leases) * lat.Seconds() / vaultRevocationWorkers,
 		DeleteCalls: e.f.Calls()[fakeopenai.OpDeleteServiceAccount] - before,
 		MaxInFlight: int(e.maxInFlight.Load()),
-		CPU:         cpuSnapshot(e.v).since(cpu0, d, 0),
+		CPU:         e.cpuSnapshot().since(cpu0, d, 0),
 	}
 	if samples > 0 {
 		r.MeanInFlight = float64(sum) / float64(samples)

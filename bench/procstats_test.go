@@ -37,9 +37,11 @@ type cpuSnap struct {
 	busy, steal, total  float64
 }
 
-func cpuSnapshot(v *harness.Vault) cpuSnap {
-	s := cpuSnap{vault: procCPU(v.PID()), self: procCPU(os.Getpid())}
-	for _, p := range v.PluginPIDs() {
+// cpuSnapshot reads the CPU of Vault, of this environment's plugin process
+// and of this process, and the machine's ticks.
+func (e *benchEnv) cpuSnapshot() cpuSnap {
+	s := cpuSnap{vault: procCPU(e.v.PID()), self: procCPU(os.Getpid())}
+	for _, p := range e.pluginPIDs() {
 		s.plugin += procCPU(p)
 	}
 	s.busy, s.steal, s.total = machineTicks()
@@ -125,6 +127,16 @@ func procMem(pids []int) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// busyOver is the machine's busy share over the next d.
+func busyOver(d time.Duration) float64 {
+	b0, _, t0 := machineTicks()
+	time.Sleep(d)
+	if b1, _, t1 := machineTicks(); t1 > t0 {
+		return (b1 - b0) / (t1 - t0)
+	}
+	return 0
 }
 
 func machine() machineInfo {

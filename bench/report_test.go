@@ -171,19 +171,12 @@ func benchNotes(rep *benchReport) []string {
 // writeReport prints the Markdown report and writes JSON, Markdown and the plot into dir.
 func writeReport(t *testing.T, rep *benchReport, dir string) {
 	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
 	md := markdown(rep)
-	for name, data := range map[string][]byte{"bench.json": append(b, '\n'), "bench.md": []byte(md)} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeOutputs(t, dir, map[string][]byte{"bench.json": append(b, '\n'), "bench.md": []byte(md)})
 	if err := plotThroughput(rep, filepath.Join(dir, "throughput.png")); err != nil {
 		t.Fatalf("plot: %v", err)
 	}
@@ -192,6 +185,19 @@ func writeReport(t *testing.T, rep *benchReport, dir string) {
 		fmt.Printf("TARGET %s  %s: want %s; got %s\n", passFail(tg.Pass), tg.Name, tg.Want, tg.Got)
 	}
 	t.Logf("wrote %s/{bench.json,bench.md,throughput.png}", dir)
+}
+
+// writeOutputs writes each named file into dir, creating dir.
+func writeOutputs(t *testing.T, dir string, files map[string][]byte) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func passFail(ok bool) string {

@@ -22,11 +22,7 @@ import (
 func runBench(t *testing.T, cfg benchConfig) *benchReport {
 	start := time.Now()
 	rep := &benchReport{Config: cfg, StartedAt: start.UTC(), Machine: machine()}
-	b0, _, t0 := machineTicks()
-	time.Sleep(2 * time.Second)
-	if b1, _, t1 := machineTicks(); t1 > t0 {
-		rep.Machine.BusyBefore = (b1 - b0) / (t1 - t0)
-	}
+	rep.Machine.BusyBefore = busyOver(2 * time.Second)
 	rep.Calls.OtherCallsOnPath = map[string]int{}
 	logf := func(format string, args ...any) {
 		t.Logf("[bench %5.1fs] %s", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
@@ -276,6 +272,7 @@ func medianCell(runs []cellResult, op string, latMS, clients int) cellResult {
 		VaultCPUMS: med(func(r cellResult) float64 { return r.PerRequest.VaultCPUMS }), PluginCPUMS: med(func(r cellResult) float64 { return r.PerRequest.PluginCPUMS }),
 		LoadgenCPUMS: med(func(r cellResult) float64 { return r.PerRequest.LoadgenCPUMS }), FakeCPUMS: med(func(r cellResult) float64 { return r.PerRequest.FakeCPUMS }),
 		BarrierPuts: med(func(r cellResult) float64 { return r.PerRequest.BarrierPuts }), BarrierDels: med(func(r cellResult) float64 { return r.PerRequest.BarrierDels }),
+		BarrierGets:   med(func(r cellResult) float64 { return r.PerRequest.BarrierGets }),
 		UpstreamCalls: med(func(r cellResult) float64 { return r.PerRequest.UpstreamCalls }),
 	}
 	return m

@@ -31,6 +31,14 @@ func (v *Vault) lastLogLines(n int) string {
 // PluginPIDs lists the live plugin processes Vault started (Linux: reads /proc).
 func (v *Vault) PluginPIDs() []int {
 	v.t.Helper()
+	return v.PluginPIDsNamed(PluginName)
+}
+
+// PluginPIDsNamed lists the live processes Vault started from a binary called
+// name, for a Vault running more than one build of the plugin under different
+// catalog names.
+func (v *Vault) PluginPIDsNamed(name string) []int {
+	v.t.Helper()
 	if runtime.GOOS != "linux" {
 		v.t.Skip("PluginPIDs reads /proc")
 	}
@@ -65,7 +73,7 @@ func (v *Vault) PluginPIDs() []int {
 			continue
 		}
 		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil &&
-			filepath.Base(exe) == PluginName {
+			filepath.Base(exe) == name {
 			pids = append(pids, pid)
 		}
 	}
