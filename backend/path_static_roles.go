@@ -398,6 +398,7 @@ func (b *backend) createStaticAccount(ctx context.Context, s logical.Storage, na
 		}
 		return fmt.Errorf("OpenAI created the static role's account with a key (%s) although none was asked for", sa.UnexpectedKeyID)
 	}
+	crashpoint(b.Logger(), "static.after_account_create")
 	role.ServiceAccountID, role.ServiceAccountName, role.AccountCreatedByEngine = sa.ID, sa.Name, true
 	if err := putStaticRole(ctx, s, name, role); err != nil {
 		if b.deleteUnusedAccount(ctx, client, role.ProjectID, sa.ID) && !sa.EarlierAttemptMayHaveCreated {

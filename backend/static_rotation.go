@@ -83,6 +83,7 @@ func (b *backend) rotateStaticRoleLocked(ctx context.Context, s logical.Storage,
 	if err != nil {
 		return nil, fmt.Errorf("write WAL entry: %w", err)
 	}
+	crashpoint(b.Logger(), "static.after_wal")
 
 	// 3.
 	cctx, cancel := context.WithTimeout(ctx, b.createTimeLimit())
@@ -156,6 +157,7 @@ func (b *backend) deletePreviousStaticKey(ctx context.Context, s logical.Storage
 	if err := client.DeleteAPIKey(ctx, role.ProjectID, prev.ID); err != nil && !isNotFound(err) {
 		return err
 	}
+	crashpoint(b.Logger(), "static.after_previous_delete")
 	role.Previous = nil
 	if err := putStaticRole(ctx, s, name, role); err != nil {
 		// Still stored: the next try deletes it again (404 counts as done).

@@ -163,6 +163,7 @@ func (b *backend) rollbackStaticAccount(ctx context.Context, s logical.Storage, 
 		}
 		log.Info("deleted a static role account that was never stored", "service_account_id", id)
 	}
+	log.Info("settled the WAL entry of a static account create", "deleted", len(doomed), "rolled_forward", role != nil)
 	return nil
 }
 
