@@ -475,6 +475,11 @@ func (b *backend) pathStaticRoleDelete(ctx context.Context, req *logical.Request
 			}
 		}
 	}
+	for _, k := range []*staticKey{role.Current, role.Previous} {
+		if k != nil {
+			b.endStaticKey(ctx, req.Storage, k.ID, endedByRoleDelete)
+		}
+	}
 	if role.RotationManagedByVault {
 		if err := b.deregisterStaticRotation(ctx, req.MountPoint, name); err != nil {
 			return nil, err

@@ -169,3 +169,30 @@ func (r *staticRole) validateStaticTiming(now time.Time) *logical.Response {
 	}
 	return nil
 }
+
+// staticLiveKeyCounts maps every static role to the number of its keys the
+// engine holds (current and previous): the openai_static_live_keys gauge.
+func staticLiveKeyCounts(ctx context.Context, s logical.Storage) (map[string]int, error) {
+	names, err := s.List(ctx, staticRoleStoragePrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int, len(names))
+	for _, name := range names {
+		r, err := getStaticRole(ctx, s, name)
+		if err != nil {
+			return nil, err
+		}
+		if r == nil {
+			continue
+		}
+		n := 0
+		for _, k := range []*staticKey{r.Current, r.Previous} {
+			if k != nil {
+				n++
+			}
+		}
+		out[name] = n
+	}
+	return out, nil
+}
