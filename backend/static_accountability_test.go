@@ -226,3 +226,34 @@ func TestStatic_ConfigGuard(t *testing.T) {
 	e.mustOK(logical.DeleteOperation, "static-roles/app", nil)
 	e.mustOK(logical.DeleteOperation, "config", nil)
 }
+
+// Tidy: a static role's account (the engine's own, named vault-static-...)
+// is tracked while the role exists; one whose role is gone (storage lost,
+// or a rollback that gave up) is reported as untracked and never deleted,
+// since its name alone cannot say which mount it belongs to.
+func TestStatic_TidyKnowsStaticAccounts(t *testing.T) {
+	e := newStaticEnv(t)
+	e.mustOK(logical.UpdateOperation, "static-roles/app", map[string]interface{}{
+		"project_id": fakeopenai.ProjectActive, "rotation_period": "2h",
+	})
+	e.writeRole("dyn", map[string]interface{}{"ttl": "1h"}) // lists the project without the static role too
+	account := e.staticRole("app").ServiceAccountID
+	rep := e.tidy(nil)
+	if rep["untracked_marked"] != 0 || rep["deleted"] != 0 || rep["projects_listed"] != 1 {
+		t.Fatalf("tidy with a static role: %v", rep)
+	}
+	if !e.liveAccountIDs()[account] {
+		t.Fatal("tidy deleted the static role's account")
+	}
+	// The role's storage lost, the account left behind.
+	if err := e.storage.Delete(context.Background(), staticRoleStoragePrefix+"app"); err != nil {
+		t.Fatal(err)
+	}
+	rep = e.tidy(nil)
+	if rep["untracked_marked"] != 1 || rep["deleted"] != 0 {
+		t.Fatalf("tidy with an orphaned static account: %v", rep)
+	}
+	if !e.liveAccountIDs()[account] {
+		t.Fatal("tidy deleted an untracked account")
+	}
+}
