@@ -266,6 +266,7 @@ func staticRoleReadResponses() map[int][]framework.Response {
 		"service_account_id":         respString("The service account whose key the engine rotates."),
 		"service_account_name":       respString("The account's name when the engine created it; empty for an operator's account."),
 		"account_created_by_engine":  respBool("Whether the engine created the account (and deletes it with the role)."),
+		"name_template":              respString("The template that named the engine's account; empty for an operator's account."),
 		"overlap":                    respSeconds("How long the previous key keeps working after a rotation"),
 		"scopes":                     respStrings("OpenAI scopes of every key; empty: unscoped."),
 		"rotation_managed_by_vault":  respBool("Whether Vault's rotation manager (Enterprise) drives the schedule; else the engine's periodic function."),

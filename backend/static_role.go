@@ -43,6 +43,9 @@ type staticRole struct {
 	// the keys the engine made on it are ever deleted.
 	AccountCreatedByEngine bool   `json:"account_created_by_engine,omitempty"`
 	ServiceAccountName     string `json:"service_account_name,omitempty"`
+	// NameTemplate named the engine's account at create (empty for an
+	// operator's account, and for roles from before the field).
+	NameTemplate string `json:"name_template,omitempty"`
 
 	Rotation               automatedrotationutil.AutomatedRotationParams `json:"rotation"`
 	RotationManagedByVault bool                                          `json:"rotation_managed_by_vault,omitempty"`

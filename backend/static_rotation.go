@@ -38,6 +38,10 @@ func staticKeyNameBase(role string) string { return "vault-static-" + role }
 // staticAccountNameBase names an engine-owned static account.
 func staticAccountNameBase(role string) string { return "vault-static-" + role }
 
+// defaultStaticNameTemplate renders staticAccountNameBase: the name the
+// engine's account gets unless the role's name_template says otherwise.
+const defaultStaticNameTemplate = `vault-static-{{ .RoleName }}`
+
 // rotateStaticRole rotates the role's key now.
 func (b *backend) rotateStaticRole(ctx context.Context, s logical.Storage, name string) (*staticRole, error) {
 	lock := b.roleLock(staticLockKey(name))
