@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -22,7 +23,7 @@ func addConfigGuardFields(fields map[string]*framework.FieldSchema) {
 	fields["force"] = &framework.FieldSchema{
 		Query: true, // a delete's is a query parameter
 		Type:  framework.TypeBool,
-		Description: "Proceed although keys issued by this mount are still live (or WAL rollbacks are pending): " +
+		Description: "Proceed although keys issued by this mount are still live, static roles exist (or WAL rollbacks are pending): " +
 			"on delete, removes config anyway; on write, accepts a base_url, organization_id or admin key that cannot " +
 			"reach the projects of those keys. Their revocations then fail until config is put back.",
 	}
@@ -69,6 +70,37 @@ func liveRecordProjects(ctx context.Context, s logical.Storage, now time.Time) (
 	return live, projects, nil
 }
 
+// staticRoleProjects lists the static roles (which rotate keys with the
+// admin key as long as they exist) and their projects, sorted.
+func staticRoleProjects(ctx context.Context, s logical.Storage) (roles, projects []string, err error) {
+	roles, err = s.List(ctx, staticRoleStoragePrefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	seen := map[string]bool{}
+	for _, name := range roles {
+		r, err := getStaticRole(ctx, s, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if r != nil && !seen[r.ProjectID] {
+			seen[r.ProjectID] = true
+			projects = append(projects, r.ProjectID)
+		}
+	}
+	sort.Strings(roles)
+	sort.Strings(projects)
+	return roles, projects, nil
+}
+
+// staticRolesRefusal is the refusal of a config change that would leave
+// static roles unable to rotate or delete their keys.
+func staticRolesRefusal(action string, roles []string, req *logical.Request) *logical.Response {
+	return logical.ErrorResponse("refusing to %s: %d static role(s) (%s) rotate keys with the admin key, and only the organization and base_url their keys were made in can delete them; "+
+		"delete the static roles first (vault delete %s<name>), or use force=true",
+		action, len(roles), listForHumans(roles), strings.TrimSuffix(credsPrefix(req), "creds/")+"static-roles/")
+}
+
 // listForHumans shows at most ten items.
 func listForHumans(items []string) string {
 	if len(items) > 10 {
@@ -95,8 +127,15 @@ func refuseConfigMove(ctx context.Context, req *logical.Request, d *framework.Fi
 		return nil, nil
 	}
 	live, projects, err := liveRecordProjects(ctx, req.Storage, time.Now())
-	if err != nil || live == 0 {
+	if err != nil {
 		return nil, err
+	}
+	if live == 0 {
+		roles, _, err := staticRoleProjects(ctx, req.Storage)
+		if err != nil || len(roles) == 0 {
+			return nil, err
+		}
+		return staticRolesRefusal("change "+strings.Join(moved, " and "), roles, req), nil
 	}
 	return logical.ErrorResponse("refusing to change %s: %d key(s) issued by this mount are still live in project(s) %s, and only the organization and base_url they were issued in can revoke them; "+
 		"revoke their leases first (vault lease revoke -prefix %s), or write with force=true",
@@ -111,8 +150,20 @@ func refuseUnseeingKey(ctx context.Context, req *logical.Request, d *framework.F
 		return nil, nil
 	}
 	live, projects, err := liveRecordProjects(ctx, req.Storage, time.Now())
-	if err != nil || live == 0 {
+	if err != nil {
 		return nil, err
+	}
+	roles, staticProjects, err := staticRoleProjects(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if live == 0 && len(roles) == 0 {
+		return nil, nil
+	}
+	for _, p := range staticProjects {
+		if !slices.Contains(projects, p) {
+			projects = append(projects, p)
+		}
 	}
 	var unseen []string
 	for _, p := range projects {
@@ -123,6 +174,10 @@ func refuseUnseeingKey(ctx context.Context, req *logical.Request, d *framework.F
 		case err != nil:
 			return upstreamConfigError("checking that admin_api_key sees the projects of live keys", err)
 		}
+	}
+	if len(unseen) > 0 && live == 0 {
+		return logical.ErrorResponse("refusing admin_api_key: it cannot see project(s) %s, where static role(s) %s rotate and delete their keys (wrong organization?); "+
+			"delete those static roles first, or write with force=true", listForHumans(unseen), listForHumans(roles)), nil
 	}
 	if len(unseen) > 0 {
 		return logical.ErrorResponse("refusing admin_api_key: it cannot see project(s) %s, where %d live key(s) issued by this mount need it to be revoked (wrong organization?); "+
@@ -146,6 +201,13 @@ func refuseConfigDelete(ctx context.Context, req *logical.Request, d *framework.
 	if live > 0 {
 		return logical.ErrorResponse("refusing to delete config: %d key(s) issued by this mount are still live in project(s) %s and need the admin key to be revoked; "+
 			"revoke their leases first (vault lease revoke -prefix %s), or delete with force=true", live, listForHumans(projects), credsPrefix(req)), nil
+	}
+	roles, _, err := staticRoleProjects(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if len(roles) > 0 {
+		return staticRolesRefusal("delete config", roles, req), nil
 	}
 	pending, err := pendingWAL(ctx, req.Storage)
 	if err != nil || len(pending) == 0 {

@@ -96,9 +96,13 @@ type ledgerIndex struct {
 	bySA   map[string]ledgerEntry // service account id -> entry
 	byKey  map[string]string      // api key id -> service account id
 	byHash map[string]string      // key hash -> service account id
+
+	// static holds static roles' keys, which share accounts
+	// (static_ledger.go).
+	static *staticLedger
 }
 
-func newLedgerIndex() *ledgerIndex { return &ledgerIndex{} }
+func newLedgerIndex() *ledgerIndex { return &ledgerIndex{static: &staticLedger{}} }
 
 // ensure loads every record once.
 func (x *ledgerIndex) ensure(ctx context.Context, s logical.Storage) error {
@@ -352,6 +356,11 @@ func (b *backend) periodicPruneLedger(ctx context.Context, s logical.Storage) {
 		return
 	}
 	pruned, left, err := b.pruneLedger(ctx, s, time.Now(), cfg.ledgerRetention())
+	if err == nil {
+		var static int
+		static, err = b.pruneStaticLedger(ctx, s, time.Now(), cfg.ledgerRetention())
+		pruned += static
+	}
 	log := b.Logger()
 	switch {
 	case err != nil:

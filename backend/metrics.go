@@ -71,6 +71,8 @@ type metrics struct {
 	rotations       *prometheus.CounterVec
 	liveKeys        *prometheus.GaugeVec
 	upstreamLatency *prometheus.HistogramVec
+	staticRotations *prometheus.CounterVec
+	staticLiveKeys  *prometheus.GaugeVec
 
 	// scrapeMu makes the live-keys gauge's reset and refill one step per
 	// scrape.
@@ -111,8 +113,14 @@ func newMetrics() *metrics {
 		// From a fast answer to a call that used its whole retry budget.
 		Buckets: []float64{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
 	}, []string{"operation", "status"})
+	m.staticRotations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "openai_static_rotations_total", Help: "Rotations of static roles' keys, by static role and result (ok, failed).",
+	}, []string{"static_role", "result"})
+	m.staticLiveKeys = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "openai_static_live_keys", Help: "Keys of static roles the engine holds now (current and previous), by static role.",
+	}, []string{"static_role"})
 	m.registry.MustRegister(m.issued, m.revoked, m.failed, m.rolledBack, m.swept,
-		m.budgetRevokedC, m.rotations, m.liveKeys, m.upstreamLatency)
+		m.budgetRevokedC, m.rotations, m.liveKeys, m.upstreamLatency, m.staticRotations, m.staticLiveKeys)
 	// Failure causes exist from the start, so a rate over them is defined
 	// before the first failure.
 	for _, c := range []string{failCap, failUpstreamAuth, failUpstreamClient, failUpstreamUnavailable, failStorage, failOther} {
@@ -158,10 +166,21 @@ func (m *metrics) touchRole(role string) {
 	}
 }
 
+// staticRotation counts one rotation of a static role's key, scheduled or
+// asked for.
+func (m *metrics) staticRotation(role string, err error) {
+	result := "ok"
+	if err != nil {
+		result = "failed"
+	}
+	m.staticRotations.WithLabelValues(role, result).Inc()
+}
+
 // exposition renders every metric of the mount in the text format, with
-// the live-keys gauge refilled from perRole and every role in roles present
-// (at 0 when nothing happened to it yet).
-func (m *metrics) exposition(roles []string, perRole map[string]int) ([]byte, error) {
+// the live-keys gauges refilled from perRole and perStaticRole, and every
+// role in roles and perStaticRole present (at 0 when nothing happened to it
+// yet).
+func (m *metrics) exposition(roles []string, perRole, perStaticRole map[string]int) ([]byte, error) {
 	m.scrapeMu.Lock()
 	defer m.scrapeMu.Unlock()
 	m.liveKeys.Reset()
@@ -171,6 +190,12 @@ func (m *metrics) exposition(roles []string, perRole map[string]int) ([]byte, er
 	}
 	for role, n := range perRole {
 		m.liveKeys.WithLabelValues(role).Set(float64(n))
+	}
+	m.staticLiveKeys.Reset()
+	for role, n := range perStaticRole {
+		m.staticRotations.WithLabelValues(role, "ok")
+		m.staticRotations.WithLabelValues(role, "failed")
+		m.staticLiveKeys.WithLabelValues(role).Set(float64(n))
 	}
 	families, err := m.registry.Gather()
 	if err != nil {
@@ -222,6 +247,8 @@ for this mount only:
   openai_admin_key_rotations_total{result}   result: ok, failed
   openai_live_keys{role}                     gauge, at scrape time
   openai_upstream_request_duration_seconds{operation,status}   histogram
+  openai_static_rotations_total{static_role,result}   result: ok, failed
+  openai_static_live_keys{static_role}       gauge: current and previous key, at scrape time
 
 Counters count from the plugin process's start (per node; standbys forward
 the read to the active node). Scrape with a Vault token that may read this
@@ -238,7 +265,11 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, _ *
 	if err != nil {
 		return nil, err
 	}
-	body, err := b.metrics.exposition(roles, perRole)
+	perStaticRole, err := staticLiveKeyCounts(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	body, err := b.metrics.exposition(roles, perRole, perStaticRole)
 	if err != nil {
 		return nil, fmt.Errorf("render metrics: %w", err)
 	}

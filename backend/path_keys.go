@@ -117,6 +117,12 @@ func pathKeys(b *backend) []*framework.Path {
 					Description:  "Only keys issued for this role.",
 					DisplayAttrs: &framework.DisplayAttributes{Name: "Role"},
 				},
+				"static_role": {
+					Query:        true, // also read from a GET's query string
+					Type:         framework.TypeLowerCaseString,
+					Description:  "Only keys made for this static role (static-roles/<name>).",
+					DisplayAttrs: &framework.DisplayAttributes{Name: "Static role"},
+				},
 				"state": {
 					Query:         true, // also read from a GET's query string
 					Type:          framework.TypeString,
@@ -139,8 +145,9 @@ const pathKeysListHelp = `
 Lists the api_key_id of every key in this mount's issuance ledger: live keys
 and revoked ones kept for ledger_retention (config, default 31 days). Sorted;
 page with limit (default 100, at most 1000) and after (the last id of the
-previous page); key_info gives each id's role, state and service account.
-Filter with role and state=live|revoked. Entries of this cluster only: the
+previous page); key_info gives each id's role (or static_role, for a static
+role's key), state and service account. Filter with role, static_role and
+state=live|revoked. Entries of this cluster only: the
 ledger is local storage, like the leases it mirrors.
 `
 
@@ -160,6 +167,11 @@ never kept); state (live or revoked), revoked_at and revoked_by (revoke,
 expiry, rollback, tidy, budget). An expiry and an explicit revoke reach the
 engine as the same call; revoked_by=expiry means the revocation came at or
 after the lease's end (within 2s).
+
+A static role's key (static_role set, role empty) has no requester and no
+lease: issued_at is when the engine made it, expires_at and key_expires_at
+its expiry at OpenAI, and revoked_by is rotation (a later key replaced it and
+its overlap ended), role_delete or rollback (made, never stored).
 `
 
 const pathKeysLookupHelp = `
@@ -187,6 +199,7 @@ func (b *backend) pathKeysList(ctx context.Context, req *logical.Request, d *fra
 		return logical.ErrorResponse("state must be live or revoked (got %q)", state), nil
 	}
 	role := d.Get("role").(string)
+	staticRole := d.Get("static_role").(string)
 	after := d.Get("after").(string)
 	if len(after) > 256 {
 		return logical.ErrorResponse("after must be a key id (at most 256 characters)"), nil
@@ -194,27 +207,39 @@ func (b *backend) pathKeysList(ctx context.Context, req *logical.Request, d *fra
 	if err := b.ledger.ensure(ctx, req.Storage); err != nil {
 		return nil, err
 	}
+	if err := b.ledger.static.ensure(ctx, req.Storage); err != nil {
+		return nil, err
+	}
 
 	type row struct {
 		keyID, saID string
 		e           ledgerEntry
+		staticRole  string
 	}
 	var rows []row
+	wantState := func(revokedAt int64) bool {
+		return !(state == "live" && revokedAt != 0) && !(state == "revoked" && revokedAt == 0)
+	}
 	b.ledger.mu.RLock()
 	for keyID, saID := range b.ledger.byKey {
-		if keyID <= after {
+		if keyID <= after || staticRole != "" {
 			continue
 		}
 		e := b.ledger.bySA[saID]
 		if role != "" && e.role != role {
 			continue
 		}
-		if (state == "live" && e.revokedAt != 0) || (state == "revoked" && e.revokedAt == 0) {
+		if !wantState(e.revokedAt) {
 			continue
 		}
-		rows = append(rows, row{keyID, saID, e})
+		rows = append(rows, row{keyID: keyID, saID: saID, e: e})
 	}
 	b.ledger.mu.RUnlock()
+	for _, se := range b.ledger.static.entries(func(se staticKeyEntry) bool {
+		return se.APIKeyID > after && role == "" && (staticRole == "" || se.StaticRole == staticRole) && wantState(se.EndedAt)
+	}) {
+		rows = append(rows, row{keyID: se.APIKeyID, saID: se.ServiceAccountID, e: ledgerEntry{revokedAt: se.EndedAt}, staticRole: se.StaticRole})
+	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].keyID < rows[j].keyID })
 
 	more := len(rows) > limit
@@ -225,7 +250,7 @@ func (b *backend) pathKeysList(ctx context.Context, req *logical.Request, d *fra
 	info := make(map[string]interface{}, len(rows))
 	for _, r := range rows {
 		keys = append(keys, r.keyID)
-		info[r.keyID] = map[string]interface{}{"role": r.e.role, "state": stateOf(r.e.revokedAt), "service_account_id": r.saID}
+		info[r.keyID] = map[string]interface{}{"role": r.e.role, "static_role": r.staticRole, "state": stateOf(r.e.revokedAt), "service_account_id": r.saID}
 	}
 	resp := logical.ListResponseWithInfo(keys, info)
 	if more {
@@ -253,6 +278,12 @@ func (b *backend) pathKeysRead(ctx context.Context, req *logical.Request, d *fra
 	saID, ok := b.ledger.byKey[keyID]
 	b.ledger.mu.RUnlock()
 	if !ok {
+		if err := b.ledger.static.ensure(ctx, req.Storage); err != nil {
+			return nil, err
+		}
+		if se, ok := b.ledger.static.get(keyID); ok {
+			return &logical.Response{Data: staticKeyEntryData(se)}, nil
+		}
 		return nil, nil // 404
 	}
 	r, err := getAccountRecord(ctx, req.Storage, saID)
@@ -274,19 +305,26 @@ func (b *backend) pathKeysLookup(ctx context.Context, req *logical.Request, d *f
 	if err := b.ledger.ensure(ctx, req.Storage); err != nil {
 		return nil, err
 	}
+	if err := b.ledger.static.ensure(ctx, req.Storage); err != nil {
+		return nil, err
+	}
 
 	var ids []string
+	// A static key matches beside issued ones (static_ledger.go).
+	var static []staticKeyEntry
 	matchedBy := "api_key_sha256"
 	truncated := false
 	if key != "" {
 		if len(key) > 1024 {
 			return logical.ErrorResponse("api_key is not a key (longer than 1024 characters)"), nil
 		}
+		hash := keySHA256(key)
 		b.ledger.mu.RLock()
-		if id, ok := b.ledger.byHash[keySHA256(key)]; ok {
+		if id, ok := b.ledger.byHash[hash]; ok {
 			ids = append(ids, id)
 		}
 		b.ledger.mu.RUnlock()
+		static = b.ledger.static.entries(func(se staticKeyEntry) bool { return se.KeyHash == hash })
 	} else {
 		prefix, suffix, resp := parseRedactedValue(redacted)
 		if resp != nil {
@@ -311,6 +349,12 @@ func (b *backend) pathKeysLookup(ctx context.Context, req *logical.Request, d *f
 		if len(ids) > maxLookupMatches {
 			ids, truncated = ids[:maxLookupMatches], true
 		}
+		static = b.ledger.static.entries(func(se staticKeyEntry) bool {
+			return se.KeyHint != "" && strings.HasSuffix(se.KeyHint, suffix)
+		})
+		if len(ids)+len(static) > maxLookupMatches {
+			static, truncated = static[:maxLookupMatches-len(ids)], true
+		}
 	}
 
 	matches := make([]interface{}, 0, len(ids))
@@ -322,6 +366,9 @@ func (b *backend) pathKeysLookup(ctx context.Context, req *logical.Request, d *f
 		if r != nil {
 			matches = append(matches, ledgerEntryData(r))
 		}
+	}
+	for _, se := range static {
+		matches = append(matches, staticKeyEntryData(se))
 	}
 	resp := &logical.Response{Data: map[string]interface{}{"matches": matches, "matched_by": matchedBy}}
 	if truncated {
@@ -367,6 +414,7 @@ func ledgerEntryData(r *accountRecord) map[string]interface{} {
 		"service_account_name": r.Name,
 		"project_id":           r.ProjectID,
 		"role":                 r.Role,
+		"static_role":          "",
 		"scopes":               scopes,
 		"display_name":         r.DisplayName,
 		"entity_id":            r.EntityID,

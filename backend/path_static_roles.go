@@ -31,8 +31,16 @@ func pathStaticRoles(b *backend) []*framework.Path {
 			Type: framework.TypeString,
 			Description: "An existing service account (svc_acct_...) in project_id whose key the engine rotates; checked at write. " +
 				"Keys on it that the engine did not make are never touched. Omit it and the engine creates a bare account " +
-				"named vault-static-<role>-<token>, and deletes it with the role. Cannot change.",
+				"named by name_template (default vault-static-<role>) and a unique token, and deletes it with the role. Cannot change.",
 			DisplayAttrs: &framework.DisplayAttributes{Name: "Service account ID"},
+		},
+		"name_template": {
+			Type: framework.TypeString,
+			Description: "Without service_account_id: the name of the account the engine creates, as a dynamic role's " +
+				"name_template (variables " + nameTemplateVariables + ", .DisplayName being the token that creates the role; " +
+				"functions include random, truncate, unix_time, lowercase), followed by \"-\" and a unique token. " +
+				"Only at create; not with service_account_id. Default: " + defaultStaticNameTemplate,
+			DisplayAttrs: &framework.DisplayAttributes{Name: "Name template"},
 		},
 		"overlap": {
 			Type: framework.TypeDurationSecond,
@@ -188,6 +196,7 @@ func (b *backend) pathStaticRoleRead(ctx context.Context, req *logical.Request, 
 		"service_account_id":        r.ServiceAccountID,
 		"service_account_name":      r.ServiceAccountName,
 		"account_created_by_engine": r.AccountCreatedByEngine,
+		"name_template":             r.NameTemplate,
 		"overlap":                   int64(r.Overlap.Seconds()),
 		"scopes":                    append([]string{}, r.Scopes...),
 		"rotation_managed_by_vault": r.RotationManagedByVault,
@@ -261,6 +270,28 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 			return logical.ErrorResponse("service_account_id %q is not an OpenAI service account id (svc_acct_...)", givenAccount), nil
 		}
 	}
+	accountName := ""
+	if v, ok := d.GetOk("name_template"); ok {
+		switch {
+		case !create:
+			return logical.ErrorResponse("name_template: names the account the engine creates, so it is taken only when the role is created"), nil
+		case givenAccount != "":
+			return logical.ErrorResponse("name_template: names the account the engine creates; not with service_account_id (the account exists)"), nil
+		}
+		role.NameTemplate = v.(string)
+	}
+	if create && givenAccount == "" {
+		if role.NameTemplate == "" {
+			role.NameTemplate = defaultStaticNameTemplate
+		}
+		tmpl, err := parseNameTemplate(role.NameTemplate)
+		if err == nil {
+			accountName, err = tmpl.render(nameTemplateData{RoleName: name, DisplayName: req.DisplayName, MountAccessor: req.MountAccessor})
+		}
+		if err != nil {
+			return logical.ErrorResponse("name_template: %s", err), nil
+		}
+	}
 	if v, ok := d.GetOk("overlap"); ok {
 		role.Overlap = time.Duration(v.(int)) * time.Second
 	}
@@ -308,7 +339,7 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 		}
 	}
 	if create && givenAccount == "" {
-		if err := b.createStaticAccount(ctx, req.Storage, name, role); err != nil {
+		if err := b.createStaticAccount(ctx, req.Storage, name, accountName, role); err != nil {
 			return nil, err
 		}
 	} else if err := putStaticRole(ctx, req.Storage, name, role); err != nil {
@@ -366,12 +397,12 @@ func (b *backend) checkStaticAccount(ctx context.Context, s logical.Storage, pro
 
 // createStaticAccount creates the role's own bare account under a WAL
 // entry and stores the role with it; the stored role is the commit.
-func (b *backend) createStaticAccount(ctx context.Context, s logical.Storage, name string, role *staticRole) error {
+func (b *backend) createStaticAccount(ctx context.Context, s logical.Storage, name, base string, role *staticRole) error {
 	client, err := b.getClient(ctx, s)
 	if err != nil {
 		return err
 	}
-	acctName, token, err := uniqueName(staticAccountNameBase(name))
+	acctName, token, err := uniqueName(base)
 	if err != nil {
 		return err
 	}
@@ -398,6 +429,7 @@ func (b *backend) createStaticAccount(ctx context.Context, s logical.Storage, na
 		}
 		return fmt.Errorf("OpenAI created the static role's account with a key (%s) although none was asked for", sa.UnexpectedKeyID)
 	}
+	crashpoint(b.Logger(), "static.after_account_create")
 	role.ServiceAccountID, role.ServiceAccountName, role.AccountCreatedByEngine = sa.ID, sa.Name, true
 	if err := putStaticRole(ctx, s, name, role); err != nil {
 		if b.deleteUnusedAccount(ctx, client, role.ProjectID, sa.ID) && !sa.EarlierAttemptMayHaveCreated {
@@ -472,6 +504,11 @@ func (b *backend) pathStaticRoleDelete(ctx context.Context, req *logical.Request
 			if err := client.DeleteAPIKey(ctx, role.ProjectID, k.ID); err != nil && !isNotFound(err) {
 				return nil, fmt.Errorf("delete the static role's key %s: %w", k.ID, err)
 			}
+		}
+	}
+	for _, k := range []*staticKey{role.Current, role.Previous} {
+		if k != nil {
+			b.endStaticKey(ctx, req.Storage, k.ID, endedByRoleDelete)
 		}
 	}
 	if role.RotationManagedByVault {

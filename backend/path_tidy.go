@@ -39,7 +39,9 @@ irrevocable) and those whose key OpenAI has already expired. It only touches
 accounts it has a record of, and only when OpenAI still lists the account
 under the recorded name. Accounts named "vault-..." without a record are
 counted (untracked_marked) but never deleted: they may belong to another
-mount. The active node also runs this every tidy_interval (config).
+mount. A static role's account is this mount's while the role exists (never
+counted, never deleted); one named vault-static-... whose role is gone is
+counted and logged, and left for an operator. The active node also runs this every tidy_interval (config).
 `
 
 func (b *backend) pathTidyWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

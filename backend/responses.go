@@ -177,7 +177,8 @@ func ledgerEntryFields() map[string]*framework.FieldSchema {
 		"service_account_id":   respString("The key's service account."),
 		"service_account_name": respString("The service account's name."),
 		"project_id":           respString("The key's project."),
-		"role":                 respString("The role that issued it."),
+		"role":                 respString("The role that issued it; empty for a static role's key."),
+		"static_role":          respString("The static role the key was made for; empty for an issued key."),
 		"scopes":               respStrings("The key's scopes; empty: unscoped."),
 		"display_name":         respString("Display name of the requesting token."),
 		"entity_id":            respString("Entity id of the requesting token; empty without one."),
@@ -190,14 +191,14 @@ func ledgerEntryFields() map[string]*framework.FieldSchema {
 		"key_sha256":           respString("Hex SHA-256 of the key."),
 		"state":                {Type: framework.TypeString, Description: "live or revoked.", AllowedValues: []interface{}{"live", "revoked"}},
 		"revoked_at":           respString("When the key was revoked (RFC 3339); empty while live."),
-		"revoked_by":           respString("What revoked it: revoke, expiry, rollback, tidy or budget; empty while live."),
+		"revoked_by":           respString("What ended it: revoke, expiry, rollback, tidy or budget; for a static role's key rotation (replaced, overlap over), role_delete or rollback (never stored); empty while live."),
 	})
 }
 
 func keysListResponses() map[int][]framework.Response {
 	return respOK("A page of key ids.", map[string]*framework.FieldSchema{
 		"keys":       respStrings("Key ids (api_key_id), sorted."),
-		"key_info":   respObject("Per key id: role, state and service_account_id."),
+		"key_info":   respObject("Per key id: role, static_role, state and service_account_id."),
 		"next_after": respString("Present when more keys follow: pass it as after for the next page."),
 	})
 }
@@ -265,6 +266,7 @@ func staticRoleReadResponses() map[int][]framework.Response {
 		"service_account_id":         respString("The service account whose key the engine rotates."),
 		"service_account_name":       respString("The account's name when the engine created it; empty for an operator's account."),
 		"account_created_by_engine":  respBool("Whether the engine created the account (and deletes it with the role)."),
+		"name_template":              respString("The template that named the engine's account; empty for an operator's account."),
 		"overlap":                    respSeconds("How long the previous key keeps working after a rotation"),
 		"scopes":                     respStrings("OpenAI scopes of every key; empty: unscoped."),
 		"rotation_managed_by_vault":  respBool("Whether Vault's rotation manager (Enterprise) drives the schedule; else the engine's periodic function."),

@@ -176,6 +176,12 @@ func TestResponseSchemas(t *testing.T) {
 	if sc := r.do(logical.ReadOperation, "static-creds/st", nil); sc.Data["rotation_period"] == nil || sc.Data["previous_api_key_id"] == "" {
 		t.Fatalf("static-creds of a period role after a rotation: %v", sc.Data)
 	}
+	// A static key's ledger entry and its listing, against the same
+	// declared fields as an issued key's.
+	if sc := r.do(logical.ReadOperation, "static-creds/st", nil); r.do(logical.ReadOperation, "keys/"+sc.Data["api_key_id"].(string), nil).Data["static_role"] != "st" {
+		t.Fatal("the static key's ledger entry does not name its static role")
+	}
+	r.do(logical.ListOperation, "keys/", map[string]interface{}{"static_role": "st"})
 	if sc := r.do(logical.ReadOperation, "static-creds/cron", nil); sc.Data["rotation_schedule"] == nil {
 		t.Fatalf("static-creds of a schedule role shows no rotation_schedule: %v", sc.Data)
 	}

@@ -43,6 +43,9 @@ type staticRole struct {
 	// the keys the engine made on it are ever deleted.
 	AccountCreatedByEngine bool   `json:"account_created_by_engine,omitempty"`
 	ServiceAccountName     string `json:"service_account_name,omitempty"`
+	// NameTemplate named the engine's account at create (empty for an
+	// operator's account, and for roles from before the field).
+	NameTemplate string `json:"name_template,omitempty"`
 
 	Rotation               automatedrotationutil.AutomatedRotationParams `json:"rotation"`
 	RotationManagedByVault bool                                          `json:"rotation_managed_by_vault,omitempty"`
@@ -168,4 +171,31 @@ func (r *staticRole) validateStaticTiming(now time.Time) *logical.Response {
 			shortest, r.Overlap, defaultStaticOverlap)
 	}
 	return nil
+}
+
+// staticLiveKeyCounts maps every static role to the number of its keys the
+// engine holds (current and previous): the openai_static_live_keys gauge.
+func staticLiveKeyCounts(ctx context.Context, s logical.Storage) (map[string]int, error) {
+	names, err := s.List(ctx, staticRoleStoragePrefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int, len(names))
+	for _, name := range names {
+		r, err := getStaticRole(ctx, s, name)
+		if err != nil {
+			return nil, err
+		}
+		if r == nil {
+			continue
+		}
+		n := 0
+		for _, k := range []*staticKey{r.Current, r.Previous} {
+			if k != nil {
+				n++
+			}
+		}
+		out[name] = n
+	}
+	return out, nil
 }

@@ -38,6 +38,10 @@ func staticKeyNameBase(role string) string { return "vault-static-" + role }
 // staticAccountNameBase names an engine-owned static account.
 func staticAccountNameBase(role string) string { return "vault-static-" + role }
 
+// defaultStaticNameTemplate renders staticAccountNameBase: the name the
+// engine's account gets unless the role's name_template says otherwise.
+const defaultStaticNameTemplate = `vault-static-{{ .RoleName }}`
+
 // rotateStaticRole rotates the role's key now.
 func (b *backend) rotateStaticRole(ctx context.Context, s logical.Storage, name string) (*staticRole, error) {
 	lock := b.roleLock(staticLockKey(name))
@@ -46,7 +50,12 @@ func (b *backend) rotateStaticRole(ctx context.Context, s logical.Storage, name 
 	return b.rotateStaticRoleLocked(ctx, s, name)
 }
 
-func (b *backend) rotateStaticRoleLocked(ctx context.Context, s logical.Storage, name string) (*staticRole, error) {
+func (b *backend) rotateStaticRoleLocked(ctx context.Context, s logical.Storage, name string) (_ *staticRole, err error) {
+	defer func() {
+		if !errors.Is(err, errStaticRoleNotFound) {
+			b.metrics.staticRotation(name, err)
+		}
+	}()
 	role, err := getStaticRole(ctx, s, name)
 	if err != nil {
 		return nil, err
@@ -83,6 +92,7 @@ func (b *backend) rotateStaticRoleLocked(ctx context.Context, s logical.Storage,
 	if err != nil {
 		return nil, fmt.Errorf("write WAL entry: %w", err)
 	}
+	crashpoint(b.Logger(), "static.after_wal")
 
 	// 3.
 	cctx, cancel := context.WithTimeout(ctx, b.createTimeLimit())
@@ -99,6 +109,12 @@ func (b *backend) rotateStaticRoleLocked(ctx context.Context, s logical.Storage,
 		return nil, fmt.Errorf("create key on service account %s: %w", role.ServiceAccountID, err)
 	}
 	crashpoint(b.Logger(), "static.after_create")
+	newKey := &staticKey{ID: k.ID, Name: keyName, Value: k.Value, ExpiresAt: k.ExpiresAt}
+	// The ledger entry before the commit: a key that ever worked is in it.
+	if err := b.recordStaticKey(ctx, s, name, role, newKey, k.Value, now); err != nil {
+		b.abandonStaticKey(ctx, s, client, role, k, walID)
+		return nil, fmt.Errorf("record the new key in the ledger: %w", err)
+	}
 
 	// 4. The commit point.
 	old := role.Current
@@ -106,15 +122,11 @@ func (b *backend) rotateStaticRoleLocked(ctx context.Context, s logical.Storage,
 		old.Value = "" // a previous key's value is never served again
 		old.EndsAt = now.Add(role.Overlap)
 	}
-	role.Current = &staticKey{ID: k.ID, Name: keyName, Value: k.Value, ExpiresAt: k.ExpiresAt}
+	role.Current = newKey
 	role.Previous = old
 	role.LastRotated = now
 	if err := putStaticRole(ctx, s, name, role); err != nil {
-		// Not stored: nobody can use the key. Delete it now; if that
-		// fails too, the WAL entry stays for rollback.
-		if derr := client.DeleteAPIKey(ctx, role.ProjectID, k.ID); (derr == nil || isNotFound(derr)) && !k.EarlierAttemptMayHaveCreated {
-			b.deleteWALQuietly(ctx, s, walID)
-		}
+		b.abandonStaticKey(ctx, s, client, role, k, walID)
 		return nil, fmt.Errorf("store the new key: %w", err)
 	}
 	crashpoint(b.Logger(), "static.after_store")
@@ -122,7 +134,7 @@ func (b *backend) rotateStaticRoleLocked(ctx context.Context, s logical.Storage,
 	// 5. A create retried after a lost response may have made a twin.
 	settled := true
 	if k.EarlierAttemptMayHaveCreated {
-		if _, err := b.deleteStaticKeysNamed(ctx, client, role.ProjectID, role.ServiceAccountID, token, map[string]bool{k.ID: true}); err != nil {
+		if _, err := b.deleteStaticKeysNamed(ctx, s, client, role.ProjectID, role.ServiceAccountID, token, map[string]bool{k.ID: true}); err != nil {
 			log.Warn("could not delete a twin key of a retried create; rollback retries", "error", err)
 			settled = false
 		}
@@ -142,6 +154,19 @@ func (b *backend) rotateStaticRoleLocked(ctx context.Context, s logical.Storage,
 	return role, nil
 }
 
+// abandonStaticKey deletes a key the role never stored (nobody can use it);
+// if that fails, or a twin may exist, the WAL entry stays for rollback.
+func (b *backend) abandonStaticKey(ctx context.Context, s logical.Storage, client adminClient, role *staticRole, k *createdKey, walID string) {
+	derr := client.DeleteAPIKey(ctx, role.ProjectID, k.ID)
+	if derr != nil && !isNotFound(derr) {
+		return
+	}
+	b.endStaticKey(ctx, s, k.ID, revokedByRollback)
+	if !k.EarlierAttemptMayHaveCreated {
+		b.deleteWALQuietly(ctx, s, walID)
+	}
+}
+
 func staticKeyID(k *staticKey) string {
 	if k == nil {
 		return ""
@@ -156,12 +181,14 @@ func (b *backend) deletePreviousStaticKey(ctx context.Context, s logical.Storage
 	if err := client.DeleteAPIKey(ctx, role.ProjectID, prev.ID); err != nil && !isNotFound(err) {
 		return err
 	}
+	crashpoint(b.Logger(), "static.after_previous_delete")
 	role.Previous = nil
 	if err := putStaticRole(ctx, s, name, role); err != nil {
 		// Still stored: the next try deletes it again (404 counts as done).
 		role.Previous = prev
 		return fmt.Errorf("forget deleted previous key: %w", err)
 	}
+	b.endStaticKey(ctx, s, prev.ID, endedByRotation)
 	b.Logger().Info("static role's previous key deleted", "static_role", name, "api_key_id", prev.ID)
 	return nil
 }

@@ -85,7 +85,7 @@ func (b *backend) rollbackStaticKey(ctx context.Context, s logical.Storage, data
 	if err != nil {
 		return err
 	}
-	deleted, err := b.deleteStaticKeysNamed(ctx, client, e.ProjectID, e.AccountID, e.Token, keep)
+	deleted, err := b.deleteStaticKeysNamed(ctx, s, client, e.ProjectID, e.AccountID, e.Token, keep)
 	if err != nil {
 		if gone, _ := b.confirmProjectGone(ctx, client, e.ProjectID, err); gone {
 			log.Info("project is archived; nothing to roll back")
@@ -100,7 +100,7 @@ func (b *backend) rollbackStaticKey(ctx context.Context, s logical.Storage, data
 // deleteStaticKeysNamed deletes every key of accountID whose name carries
 // token, except those in keep. Every key found is tried; the first error is
 // returned.
-func (b *backend) deleteStaticKeysNamed(ctx context.Context, client adminClient, projectID, accountID, token string, keep map[string]bool) (int, error) {
+func (b *backend) deleteStaticKeysNamed(ctx context.Context, s logical.Storage, client adminClient, projectID, accountID, token string, keep map[string]bool) (int, error) {
 	var doomed []string
 	firstErr := client.ListProjectAPIKeys(ctx, projectID, func(k projectAPIKey) bool {
 		if k.ServiceAccountID == accountID && nameHasToken(k.Name, token) && !keep[k.ID] {
@@ -117,6 +117,7 @@ func (b *backend) deleteStaticKeysNamed(ctx context.Context, client adminClient,
 			continue
 		}
 		b.Logger().Info("deleted a static role key that was never stored", "api_key_id", id, "service_account_id", accountID)
+		b.endStaticKey(ctx, s, id, revokedByRollback)
 		deleted++
 	}
 	return deleted, firstErr
@@ -163,6 +164,7 @@ func (b *backend) rollbackStaticAccount(ctx context.Context, s logical.Storage, 
 		}
 		log.Info("deleted a static role account that was never stored", "service_account_id", id)
 	}
+	log.Info("settled the WAL entry of a static account create", "deleted", len(doomed), "rolled_forward", role != nil)
 	return nil
 }
 

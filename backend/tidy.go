@@ -148,6 +148,11 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage, now time.Time, dr
 		byProject[r.ProjectID] = append(byProject[r.ProjectID], r)
 		projects[r.ProjectID] = true
 	}
+	// Static roles' accounts are the engine's (or the operator's) for as
+	// long as the role exists: never untracked, never candidates.
+	if err := trackStaticAccounts(ctx, s, tracked, projects, allProjects); err != nil {
+		return nil, err
+	}
 	if allProjects {
 		roles, err := s.List(ctx, roleStoragePrefix)
 		if err != nil {
@@ -176,6 +181,29 @@ func (b *backend) tidy(ctx context.Context, s logical.Storage, now time.Time, dr
 	return rep, nil
 }
 
+// trackStaticAccounts marks every static role's account tracked and, with
+// allProjects, its project listed.
+func trackStaticAccounts(ctx context.Context, s logical.Storage, tracked, projects map[string]bool, allProjects bool) error {
+	names, err := s.List(ctx, staticRoleStoragePrefix)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		r, err := getStaticRole(ctx, s, name)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			continue
+		}
+		tracked[r.ServiceAccountID] = true
+		if allProjects {
+			projects[r.ProjectID] = true
+		}
+	}
+	return nil
+}
+
 // tidyProject lists one project and settles its candidates. stop is true
 // when OpenAI is throttling or the budget ran out: the rest waits for the
 // next run rather than pressing on.
@@ -186,6 +214,10 @@ func (b *backend) tidyProject(ctx context.Context, s logical.Storage, client adm
 		names[sa.ID] = sa.Name
 		if !tracked[sa.ID] && strings.HasPrefix(sa.Name, nameMarker) {
 			rep.UntrackedMarked++
+			if strings.HasPrefix(sa.Name, staticAccountNameBase("")) {
+				b.Logger().Warn("tidy: an account named like a static role's has no static role on this mount; reported, not deleted (it may be another mount's): delete it by hand if it is this mount's",
+					"project_id", projectID, "service_account_id", sa.ID, "name", sa.Name)
+			}
 		}
 		return true
 	})

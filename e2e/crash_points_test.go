@@ -52,9 +52,7 @@ func crashAtIssueStep(t *testing.T, point string) {
 		c, _ := tryIssue(v, "openai", "r", nil)
 		issued <- c
 	}()
-	waitFor(t, time.Minute, "the plugin to stop at "+point, func() bool {
-		return strings.Contains(v.Log(), "crashpoint "+point+" reached")
-	})
+	waitForCrashpoint(t, v, point, 0)
 	var lease *Creds
 	if point == "issue.before_wal_delete" {
 		// The worker stops after the response: the issue completes.
@@ -114,12 +112,33 @@ func crashAtIssueStep(t *testing.T, point string) {
 
 	// Whatever the crash left, the engine issues again, once the plugin runs
 	// without its stopping point.
-	registerPlugin(t, v, rollbackSoon...)
-	if _, err := v.Client.Sys().ReloadPlugin(&api.ReloadPluginInput{Plugin: pluginName}); err != nil {
-		t.Fatalf("reload the plugin without its crashpoint: %v", err)
-	}
+	reloadPlugin(t, v, rollbackSoon...)
 	c := issue(t, v, "openai", "r", nil)
 	if !f.Has(c.ServiceAccountID) {
 		t.Errorf("post-crash issue not at the fake")
+	}
+}
+
+// crashpointMarker is the line a plugin built with tag crashpoints logs
+// when it stops at point (backend/crashpoint_on.go).
+func crashpointMarker(point string) string { return "crashpoint " + point + " reached" }
+
+// waitForCrashpoint waits until the plugin has stopped at point more than
+// seen times (Vault's log outlives restarts: a test that stops twice at
+// the same point counts).
+func waitForCrashpoint(t testing.TB, v *Vault, point string, seen int) {
+	t.Helper()
+	waitFor(t, time.Minute, "the plugin to stop at "+point, func() bool {
+		return strings.Count(v.Log(), crashpointMarker(point)) > seen
+	})
+}
+
+// reloadPlugin registers the plugin again with env (a crashpoint, or none)
+// and reloads it: the mount's plugin process restarts with the new env.
+func reloadPlugin(t testing.TB, v *Vault, env ...string) {
+	t.Helper()
+	registerPlugin(t, v, env...)
+	if _, err := v.Client.Sys().ReloadPlugin(&api.ReloadPluginInput{Plugin: pluginName}); err != nil {
+		t.Fatalf("reload the plugin with env %v: %v", env, err)
 	}
 }

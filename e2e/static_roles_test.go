@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/vault/api"
-
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
 )
 
@@ -161,18 +159,13 @@ func TestCrashStaticBetweenCreateAndStore(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	registerPlugin(t, v, append([]string{"OPENAI_PLUGIN_CRASHPOINT=" + point}, rollbackSoon...)...)
-	if _, err := v.Client.Sys().ReloadPlugin(&api.ReloadPluginInput{Plugin: pluginName}); err != nil {
-		t.Fatalf("reload with the crashpoint: %v", err)
-	}
+	reloadPlugin(t, v, append([]string{"OPENAI_PLUGIN_CRASHPOINT=" + point}, rollbackSoon...)...)
 	rotated := make(chan error, 1)
 	go func() {
 		_, err := v.Client.Logical().Write("openai/static-roles/s/rotate", nil)
 		rotated <- err
 	}()
-	waitFor(t, time.Minute, "the plugin to stop at "+point, func() bool {
-		return strings.Contains(v.Log(), "crashpoint "+point+" reached")
-	})
+	waitForCrashpoint(t, v, point, 0)
 	atCrash := f.AccountKeyIDs(fakeopenai.ProjectActive, account)
 	v.Kill()
 	if err := <-rotated; err == nil {
@@ -196,10 +189,7 @@ func TestCrashStaticBetweenCreateAndStore(t *testing.T) {
 		t.Fatalf("static-creds after the restart: %s %v", gotID, err)
 	}
 
-	registerPlugin(t, v, rollbackSoon...)
-	if _, err := v.Client.Sys().ReloadPlugin(&api.ReloadPluginInput{Plugin: pluginName}); err != nil {
-		t.Fatalf("reload without the crashpoint: %v", err)
-	}
+	reloadPlugin(t, v, rollbackSoon...)
 	if _, err := v.Client.Logical().Write("openai/static-roles/s/rotate", nil); err != nil {
 		t.Fatalf("rotate after the crash: %v", err)
 	}
