@@ -106,7 +106,7 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	}
 
 	sys := b.System()
-	mountMax := sys.MaxLeaseTTL()
+	mountMax := mountMaxTTL(ctx, sys)
 	maxTTL := effectiveMaxTTL(mountMax, role.MaxTTL)
 	ttl, warnings, err := framework.CalculateTTL(fixedMaxTTL{sys, mountMax}, requested, role.TTL, 0, maxTTL, 0, time.Time{})
 	if err != nil {

@@ -58,6 +58,8 @@ var sensitiveFields = []string{"admin_api_key"}
 // HandleRequest redacts key-shaped strings, and whatever the request sent in
 // a sensitive field, from error responses and errors.
 func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	// An issue's gRPC round trips overlap (path_creds_prefetch.go).
+	ctx = b.prefetchIssueMaxTTL(ctx, req)
 	resp, err := b.Backend.HandleRequest(ctx, req)
 	if (err == nil && (resp == nil || !resp.IsError())) || req == nil {
 		return resp, err
