@@ -300,15 +300,17 @@ func (c *scaleCluster) failover(workload string, leases, tokens int, probe, rene
 		}
 		return false
 	})
-	r.IssueSeconds = poll("new issue", func() bool {
-		for _, i := range others {
-			if probe(quick(i)) == nil {
-				return true
-			}
-		}
-		return false
-	})
-	r.RenewSeconds = poll("renewal", func() bool { return renew(quick(r.NewLeader)) == nil })
+	// The probes wait as long as a client would (Vault's own 90s request
+	// limit): a client that gives up early cancels the request, and with
+	// it work the first request after a start does (the engine loads its
+	// account records on the first issue), which would then start over.
+	patient := func(i int) *api.Client {
+		cl := c.client(i)
+		cl.SetClientTimeout(90 * time.Second)
+		return cl
+	}
+	r.IssueSeconds = poll("new issue", func() bool { return probe(patient(r.NewLeader)) == nil })
+	r.RenewSeconds = poll("renewal", func() bool { return renew(patient(r.NewLeader)) == nil })
 	// The new active node logs when its expiration manager has loaded
 	// every lease; until then leases load on first use.
 	logPath := c.nodeLog(r.NewLeader)
