@@ -129,10 +129,10 @@ func scaleMarkdown(rep *scaleReport) string {
 		s := tr.Tidy
 		w("| %s | %d | %.2f | %d | %d | %d | %v |\n", topologyName(tr.Nodes), s.Accounts, s.Seconds, s.EngineMS, s.Records, s.Projects, s.UpstreamCalls)
 	}
-	w("\n| cluster | revoke-prefix (sync=false) of leases | seconds to zero accounts at the fake | seconds until Vault lists none | delete calls | max deletes in flight | machine busy |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	w("\n| cluster | revoke-prefix (sync=false) of leases | seconds to zero accounts at the fake | seconds until Vault lists none | delete calls | max deletes in flight | machine busy | revoke-prefix requests failed (Vault's 90s request limit) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, tr := range rep.Topologies {
 		r := tr.Revoke
-		w("| %s | %d | %.1f | %.1f | %d | %d | %.0f%% |\n", topologyName(tr.Nodes), r.Leases, r.SecondsToZero, r.SecondsToNoLeases, r.DeleteCalls, r.MaxInFlight, 100*r.Busy)
+		w("| %s | %d | %.1f | %.1f | %d | %d | %.0f%% | %d |\n", topologyName(tr.Nodes), r.Leases, r.SecondsToZero, r.SecondsToNoLeases, r.DeleteCalls, r.MaxInFlight, 100*r.Busy, len(r.Errors))
 	}
 	w("\n| cluster | event | workload | leases | tokens | active s | first issue / token s | first renewal s | restore complete s | restore (log) s | killed node back as standby s |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, tr := range rep.Topologies {

@@ -137,26 +137,33 @@ func TestBenchScale(t *testing.T) {
 		t.Logf("[scale %6.1fs] %s", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
 	logf("machine busy before the run: %.0f%%", 100*rep.Machine.BusyBefore)
+	// The report is written even when a phase fails: what was measured
+	// up to it is kept (a fatal failure ends the run at once).
+	defer func() {
+		rep.WallSeconds = time.Since(start).Seconds()
+		rep.Machine.Vault = vaultVersion
+		rep.Notes = scaleNotes(rep)
+		writeScaleReport(t, rep, dir)
+	}()
 	for _, n := range cfg.Topologies {
-		rep.Topologies = append(rep.Topologies, runScale(t, cfg, n, logf))
+		rep.Topologies = append(rep.Topologies, topologyResult{Nodes: n})
+		runScale(t, cfg, &rep.Topologies[len(rep.Topologies)-1], logf)
 		if t.Failed() {
 			break
 		}
 	}
-	rep.WallSeconds = time.Since(start).Seconds()
-	rep.Machine.Vault = vaultVersion
-	rep.Notes = scaleNotes(rep)
-	writeScaleReport(t, rep, dir)
 }
 
 // vaultVersion is `vault version` of the binary the clusters run.
 var vaultVersion string
 
 // runScale runs every phase on one cluster of n nodes.
-func runScale(t *testing.T, cfg scaleConfig, n int, logf func(string, ...any)) topologyResult {
+func runScale(t *testing.T, cfg scaleConfig, res *topologyResult, logf func(string, ...any)) {
 	t0 := time.Now()
+	n := res.Nodes
+	defer func() { res.Seconds = time.Since(t0).Seconds() }()
 	c, took := startCluster(t, n)
-	res := topologyResult{Nodes: n, StartSeconds: took.Seconds()}
+	res.StartSeconds = took.Seconds()
 	if out, err := exec.Command(harness.Suite.VaultBin, "version").Output(); err == nil {
 		vaultVersion = strings.TrimSpace(string(out))
 	}
@@ -252,8 +259,6 @@ func runScale(t *testing.T, cfg scaleConfig, n int, logf func(string, ...any)) t
 		logf("%s with %d tokens: active after %.2fs, first token %.2fs, token renewal %.2fs, restore complete %.2fs (restore itself %.2fs)",
 			failoverWord(n), tokens, f.ActiveSeconds, f.IssueSeconds, f.RenewSeconds, f.RestoreSeconds, f.RestoreLogSeconds)
 	}
-	res.Seconds = time.Since(t0).Seconds()
-	return res
 }
 
 func failoverWord(n int) string {
