@@ -118,6 +118,18 @@ bench-compare:
 		BENCH_NEW_SRC="$${new:+$$tmp/new}" BENCH_NEW_REF='$(NEW)' \
 		$(GO) test -tags bench -count=1 -timeout 30m -run '^TestBenchCompare$$' -v .
 
+# 50,000 live leases on a single Raft node, then on a 3-node HA cluster
+# (scripts/cluster.sh): memory of Vault and the plugin, Raft storage, issue
+# throughput with 1k vs 50k live leases (PASS/FAIL at 20%), the sweep,
+# revoke-prefix of all, failover with them to restore, and the same Vault
+# figures for 50,000 tokens. Writes bench/results/scale.{md,json} and
+# scale-*.png. BENCH_SCALE_LEASES=2000 is a quick check of the whole path;
+# BENCH_SCALE_NODES=3 runs one topology, BENCH_SCALE_TOKENS=0 skips the tokens,
+# BENCH_SCALE_OUT writes elsewhere (bench/scale_test.go).
+bench-scale:
+	cd bench && VAULT_BIN="$$(../scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
+		$(GO) test -tags scale -count=1 -timeout 40m -run '^TestBenchScale$$' -v .
+
 demo:
 	scripts/demo.sh
 
@@ -169,6 +181,7 @@ vet:
 	$(GO) vet -tags e2e ./e2e/...
 	$(GO) vet -tags cluster ./e2e/...
 	cd bench && $(GO) vet -tags bench ./...
+	cd bench && $(GO) vet -tags scale ./...
 
 # staticcheck is pinned in scripts/staticcheck/go.mod (like Vault in scripts/vault)
 # and built into bin/; Go's build cache makes the rebuild on every run cheap.
@@ -180,6 +193,7 @@ staticcheck:
 	$(STATICCHECK) -tags e2e ./e2e/...
 	$(STATICCHECK) -tags cluster ./e2e/...
 	cd bench && ../$(STATICCHECK) -tags bench ./...
+	cd bench && ../$(STATICCHECK) -tags scale ./...
 
 clean:
 	rm -rf bin dist
