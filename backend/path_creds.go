@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -163,6 +164,11 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 			roleName, httpStatus(err), req.MountPoint)
 	case isClientError(err):
 		return logical.ErrorResponse("issue key for role %q: %s", roleName, err), nil
+	case isThrottled(err):
+		// Nothing was issued and nothing is wrong with the request: a 429
+		// tells the requester (and Vault's API client, which backs off and
+		// retries it) to come back later, as config writes do.
+		return nil, logical.CodedError(http.StatusTooManyRequests, fmt.Sprintf("issue key for role %q: rate limited by OpenAI, retry later: %s", roleName, err))
 	case err != nil:
 		return nil, err
 	}

@@ -2,7 +2,9 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -281,6 +283,11 @@ func TestCreds_PersistentUpstreamFailureSaysSoAndLeavesNoOrphan(t *testing.T) {
 		want := map[fakeopenai.FaultKind]string{fakeopenai.Fault500: "HTTP 500", fakeopenai.Fault429: "rate limited by OpenAI"}[kind]
 		if !strings.Contains(err.Error(), want) {
 			t.Fatalf("%s: error %q does not say %q", kind, err, want)
+		}
+		// Throttling is the requester's "retry later" (429), not a 500.
+		var coded logical.HTTPCodedError
+		if got := errors.As(err, &coded); got != (kind == fakeopenai.Fault429) || (got && coded.Code() != http.StatusTooManyRequests) {
+			t.Fatalf("%s: error %T %q: want a 429 coded error only for throttling", kind, err, err)
 		}
 		e.assertNoSecret("error", err.Error())
 	}

@@ -5,6 +5,7 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -149,7 +150,9 @@ func TestTroubleshootingErrorsSeenOnRealVault(t *testing.T) {
 	}
 	f.SetFaults(fakeopenai.Faults{Rules: []fakeopenai.FaultRule{{Ops: []fakeopenai.Op{fakeopenai.OpCreateServiceAccount}, Kind: fakeopenai.Fault429, Rate: 1, RetryAfter: 1}}})
 	_, err = l.Read("openai/creds/r")
-	wantError(t, "rateLimited", err)
+	if status := wantError(t, "rateLimited", err); status != http.StatusTooManyRequests {
+		t.Errorf("a throttled issue answered HTTP %d; want 429 (retry later)", status)
+	}
 
 	// The stored admin key rejected at issue (OpenAI answers 401).
 	f.SetFaults(fakeopenai.Faults{Rules: []fakeopenai.FaultRule{{Ops: []fakeopenai.Op{fakeopenai.OpCreateServiceAccount}, Kind: fakeopenai.Fault401, Rate: 1}}})
