@@ -71,7 +71,8 @@ func TestKillActiveMidCreate(t *testing.T) {
 		c.AddSecret(r.cr.APIKey)
 		t.Fatalf("the issue succeeded although the active node was killed before its create was answered: %s", r.cr)
 	}
-	t.Logf("the client's issue through node %d: %s", via, c.Redact(r.err.Error()))
+	t.Logf("the client's issue through node %d (%s; node %d, killed, was %s): %s",
+		via, c.Node(via).Addr, killed, c.Node(killed).Addr, c.Redact(r.err.Error()))
 	f.SetFaults(fakeopenai.Faults{})
 
 	leader := c.WaitLeader(2 * time.Minute)

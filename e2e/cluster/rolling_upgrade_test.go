@@ -78,7 +78,7 @@ func TestRollingUpgradeUnderLoad(t *testing.T) {
 	reloadReturned := time.Since(reloadStart)
 	t.Logf("vault plugin reload -scope=global: %s", strings.TrimSpace(out))
 	statusNodes := 0
-	if m := regexp.MustCompile(`Reload ID: (\S+)`).FindStringSubmatch(out); m != nil {
+	if m := regexp.MustCompile(`(?i)reload[ _]id:?\s+([0-9a-f-]{36})`).FindStringSubmatch(out); m != nil {
 		// The reload is asynchronous across nodes: its status lists each node
 		// that has done it, with its error if any.
 		harness.WaitFor(t, 2*time.Minute, "the reload's status to report the active node done", func() bool {
