@@ -77,14 +77,17 @@ func TestRollingUpgradeUnderLoad(t *testing.T) {
 	out := cli("plugin", "reload", "-type=secret", "-plugin="+harness.PluginName, "-scope=global")
 	reloadReturned := time.Since(reloadStart)
 	t.Logf("vault plugin reload -scope=global: %s", strings.TrimSpace(out))
-	statusNodes := 0
+	// The reload is asynchronous across nodes: its status lists the nodes that
+	// have done it, with an error if one failed. On Community Edition only the
+	// active node runs the engine, so the mount's running version (below) is
+	// the proof; the status is read for errors and reported.
+	statusNodes, statusErr := -1, error(nil)
 	if m := regexp.MustCompile(`(?i)reload[ _]id:?\s+([0-9a-f-]{36})`).FindStringSubmatch(out); m != nil {
-		// The reload is asynchronous across nodes: its status lists each node
-		// that has done it, with its error if any.
-		harness.WaitFor(t, 2*time.Minute, "the reload's status to report the active node done", func() bool {
-			st, err := av.Client.Sys().ReloadPluginStatus(&api.ReloadPluginStatusInput{ReloadID: m[1]})
-			if err != nil || st == nil {
-				return false
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && statusNodes < 1; time.Sleep(500 * time.Millisecond) {
+			var st *api.ReloadStatusResponse
+			st, statusErr = av.Client.Sys().ReloadPluginStatus(&api.ReloadPluginStatusInput{ReloadID: m[1]})
+			if statusErr != nil || st == nil {
+				continue
 			}
 			for node, r := range st.Results {
 				if r != nil && r.Error != "" {
@@ -92,8 +95,10 @@ func TestRollingUpgradeUnderLoad(t *testing.T) {
 				}
 			}
 			statusNodes = len(st.Results)
-			return statusNodes > 0
-		})
+		}
+		t.Logf("sys/plugins/reload/backend/status: %d node results (last error: %v)", statusNodes, statusErr)
+	} else {
+		t.Errorf("vault plugin reload -scope=global printed no reload id: %s", out)
 	}
 	harness.WaitFor(t, 2*time.Minute, "the active node to run "+v2+" and a key to be issued on it", func() bool {
 		m, err := av.Client.Sys().GetMount("openai")
