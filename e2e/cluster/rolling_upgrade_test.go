@@ -118,7 +118,7 @@ func TestRollingUpgradeUnderLoad(t *testing.T) {
 	harness.Figures(t, "cluster rolling upgrade",
 		"clients", upgradeClients,
 		"reload_command", reloadReturned,
-		"reload_to_v2_issuing", reloadDone,
+		"reload_to_v2_confirmed", reloadDone,
 		"failed_window", window,
 		"failed_in_window", len(ld.failed)-len(fails),
 		"failed_outside_window", len(fails),
@@ -168,13 +168,25 @@ func TestRollingUpgradeUnderLoad(t *testing.T) {
 		if len(seen) == len(c.Nodes) {
 			break
 		}
+		// A step-down hands leadership on, but Raft may elect the same node
+		// again; then it is killed and restarted (the failover TestFailoverUnderLoad proves).
 		if err := c.Node(now).Client.Sys().StepDown(); err != nil {
 			t.Fatalf("step-down of node %d: %v", now, err)
 		}
-		harness.WaitFor(t, time.Minute, fmt.Sprintf("a node other than %d to be active", now), func() bool {
+		moved := false
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !moved; time.Sleep(200 * time.Millisecond) {
 			i, ok := c.Leader()
-			return ok && i != now
-		})
+			moved = ok && i != now
+		}
+		if !moved {
+			t.Logf("node %d is active again after its step-down: killing and restarting it", now)
+			c.Kill(now)
+			harness.WaitFor(t, 2*time.Minute, "another node to be active", func() bool {
+				i, ok := c.Leader()
+				return ok && i != now
+			})
+			c.Restart(now)
+		}
 	}
 	t.Logf("nodes %v each ran %s when active", seen, v2)
 }
