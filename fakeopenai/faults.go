@@ -26,7 +26,7 @@ type FaultRule struct {
 	Rate       float64       // probability 0..1 per matching request
 	Count      int           // if > 0, fires for the next Count matching requests only, ignoring Rate
 	RetryAfter int           // seconds, for Fault429 (Retry-After header; at least 1, as the spec requires)
-	Hold       time.Duration // for FaultHold
+	Hold       time.Duration // for FaultHold and FaultHoldAnswer
 	// Message replaces the error message of an injected error answer. OpenAI
 	// echoes part of a wrong key in its 401 message ("Incorrect API key
 	// provided: sk-admi*****abcd"), so tests set a key-shaped message to prove
@@ -64,6 +64,11 @@ const (
 	// operation completes even if the client has gone away meanwhile, as a
 	// request that reached OpenAI would (for crash-mid-request tests).
 	FaultHold FaultKind = "hold"
+	// FaultHoldAnswer performs the operation at once, then holds its answer
+	// Hold (or until the client goes away, which then gets none): the
+	// resource exists at OpenAI while its creator still waits, so a test can
+	// kill the creator at a moment when the result is real but unknown to it.
+	FaultHoldAnswer FaultKind = "hold_answer"
 	// FaultDown is only a FaultCounts key: requests refused by Faults.Down.
 	FaultDown FaultKind = "down"
 )

@@ -228,3 +228,43 @@ func TestFaultHoldCompletesAfterClientLeaves(t *testing.T) {
 		t.Fatalf("after the hold: %+v", live)
 	}
 }
+
+// FaultHoldAnswer creates at once and holds the answer: the account exists
+// while the client still waits, and a client that gives up gets nothing.
+func TestFaultHoldAnswerCreatesFirst(t *testing.T) {
+	s, srv := startFake(t, Options{})
+	fired := make(chan struct{}, 1)
+	s.SetFaults(Faults{Rules: []FaultRule{{Ops: []Op{OpCreateServiceAccount}, Kind: FaultHoldAnswer, Count: 2, Hold: time.Minute,
+		OnFire: func(Op) { fired <- struct{}{} }}}})
+	c := newClient(t, srv.URL, s.AdminKey(), option.WithMaxRetries(0))
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Admin.Organization.Projects.ServiceAccounts.New(ctx, ProjectActive, newSA("held"))
+		errc <- err
+	}()
+	<-fired
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.LiveAccounts()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if live := s.LiveAccounts(); len(live) != 1 || live[0].Name != "held" {
+		t.Fatalf("while the answer is held: %+v", live)
+	}
+	select {
+	case err := <-errc:
+		t.Fatalf("answered while held: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("a client that gave up got an answer")
+	}
+
+	// A short hold answers normally once it ends.
+	s.SetFaults(Faults{Rules: []FaultRule{{Ops: []Op{OpCreateServiceAccount}, Kind: FaultHoldAnswer, Count: 1, Hold: 50 * time.Millisecond}}})
+	sa, err := c.Admin.Organization.Projects.ServiceAccounts.New(context.Background(), ProjectActive, newSA("late"))
+	if err != nil || sa.Name != "late" {
+		t.Fatalf("after a short hold: %v %+v", err, sa)
+	}
+}

@@ -83,6 +83,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		case FaultHold:
 			time.Sleep(rule.Hold)
+		case FaultHoldAnswer:
+			s.holdAnswer(w, r, reqBody, op, args, rule.Hold)
+			return
 		default:
 			if writeFault(out, rule) {
 				s.finish(w, r, reqBody, held)
@@ -94,6 +97,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.handle(sw, r, op, args)
 	s.logf("%s %s op=%s status=%d", r.Method, r.URL.Path, op, sw.status)
 	s.finish(w, r, reqBody, held)
+}
+
+// holdAnswer performs op into a buffer, waits hold unless the client hangs up
+// first (then it gets no answer), and sends the answer as finish would.
+func (s *Server) holdAnswer(w http.ResponseWriter, r *http.Request, reqBody []byte, op Op, args []string, hold time.Duration) {
+	held := &heldResponse{header: http.Header{}}
+	sw := &statusWriter{ResponseWriter: held, status: http.StatusOK}
+	s.handle(sw, r, op, args)
+	s.logf("%s %s op=%s status=%d", r.Method, r.URL.Path, op, sw.status)
+	if !sleepCtx(r.Context(), hold) {
+		return
+	}
+	if s.contract != nil {
+		s.finish(w, r, reqBody, held)
+		return
+	}
+	for k, v := range held.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(max(held.status, http.StatusOK))
+	_, _ = w.Write(held.body.Bytes())
 }
 
 // finish checks a held answer against the contract and writes it to w; a

@@ -30,7 +30,13 @@ type Fake struct {
 // NewFake starts a fake Admin API for t; it is closed at cleanup.
 func NewFake(t testing.TB) *Fake {
 	t.Helper()
-	srv := fakeopenai.New(fakeopenai.Options{Logger: log.New(io.Discard, "", 0)})
+	return newFake(t, io.Discard)
+}
+
+// newFake starts a fake whose per-request log lines go to logTo.
+func newFake(t testing.TB, logTo io.Writer) *Fake {
+	t.Helper()
+	srv := fakeopenai.New(fakeopenai.Options{Logger: log.New(logTo, "", 0)})
 	// Every exchange between the engine and the fake is held to OpenAI's
 	// contract; a violation fails the test at cleanup.
 	srv.FailOnViolations(t)
