@@ -3,9 +3,7 @@
 package e2e
 
 import (
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +51,7 @@ func TestUpgradeKeepsLeases(t *testing.T) {
 		if m.RunningVersion != want || m.RunningSha256 != sha[want] {
 			t.Errorf("openai/ runs %s (sha %.12s), want %s (sha %.12s)", m.RunningVersion, m.RunningSha256, want, sha[want])
 		}
-		exes := childExes(t, v.PID())
+		exes := harness.ChildExes(v.PID(), pluginName)
 		if len(exes) != 1 || exes[0] != pluginName+"_"+want {
 			t.Errorf("Vault's plugin processes run %v, want one of the %s binary", exes, want)
 		}
@@ -111,34 +109,4 @@ func TestUpgradeKeepsLeases(t *testing.T) {
 	running(v2)
 	t.Logf("upgrade %s -> %s (register, tune, reload) took %s; 3 old leases renewed and revoked on %s",
 		v1, v2, upgradeTook.Round(100*time.Millisecond), v2)
-}
-
-// childExes lists the executables (base names) of the live child processes of
-// pid that are a plugin binary of any version (Linux: reads /proc).
-func childExes(t *testing.T, pid int) []string {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Skipf("reading /proc: %v", err)
-	}
-	var out []string
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(stat)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) < 2 || fields[0] == "Z" || fields[1] != strconv.Itoa(pid) {
-			continue
-		}
-		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil &&
-			strings.HasPrefix(filepath.Base(exe), pluginName) {
-			out = append(out, filepath.Base(exe))
-		}
-	}
-	return out
 }
