@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -121,8 +122,8 @@ func (x *ledgerIndex) ensure(ctx context.Context, s logical.Storage) error {
 	if err != nil {
 		return err
 	}
-	records, err := readAccountRecords(ctx, s, ids)
-	if err != nil {
+	records, errs := readAccountRecords(ctx, s, ids)
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("load the issuance ledger: %w", err)
 	}
 	x.bySA, x.byKey, x.byHash = make(map[string]ledgerEntry, len(ids)), map[string]string{}, map[string]string{}
@@ -143,19 +144,21 @@ func (x *ledgerIndex) ensure(ctx context.Context, s logical.Storage) error {
 const ledgerLoadWorkers = 16
 
 // readAccountRecords reads the records of ids with ledgerLoadWorkers reads
-// in flight; out[i] is ids[i]'s record, nil when it was deleted since the list.
-func readAccountRecords(ctx context.Context, s logical.Storage, ids []string) ([]*accountRecord, error) {
-	out := make([]*accountRecord, len(ids))
-	g, gctx := errgroup.WithContext(ctx)
+// in flight; recs[i] is ids[i]'s record (nil when it was deleted since the
+// list) and errs[i] its read error, so a caller decides whether one bad
+// record fails the whole read (the ledger's load) or is skipped (the sweep).
+func readAccountRecords(ctx context.Context, s logical.Storage, ids []string) (recs []*accountRecord, errs []error) {
+	recs, errs = make([]*accountRecord, len(ids)), make([]error, len(ids))
+	var g errgroup.Group
 	g.SetLimit(ledgerLoadWorkers)
 	for i, id := range ids {
 		g.Go(func() error {
-			r, err := getAccountRecord(gctx, s, id)
-			out[i] = r
-			return err
+			recs[i], errs[i] = getAccountRecord(ctx, s, id)
+			return nil
 		})
 	}
-	return out, g.Wait()
+	_ = g.Wait() // the workers report through errs
+	return recs, errs
 }
 
 func (x *ledgerIndex) setLocked(r *accountRecord) {
