@@ -13,8 +13,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -57,7 +55,7 @@ func startCluster(t *testing.T, nodes int) (*scaleCluster, time.Duration) {
 	c.env = append(harness.CleanEnv(),
 		"VAULT_PLUGIN_OPENAI_CLUSTER_DIR="+c.dir,
 		"CLUSTER_NODES="+strconv.Itoa(nodes),
-		"CLUSTER_BASE_PORT="+strconv.Itoa(freePortRange(t, 4*nodes+4)),
+		"CLUSTER_BASE_PORT="+strconv.Itoa(harness.FreePortRun(t, 4*nodes+4)),
 		"VAULT_BIN="+harness.Suite.VaultBin,
 		"PLUGIN_BIN="+harness.Suite.PluginPath,
 		"PLUGIN_VERSION="+harness.Suite.Version,
@@ -75,28 +73,6 @@ func startCluster(t *testing.T, nodes int) (*scaleCluster, time.Duration) {
 	took := time.Since(t0)
 	c.readEnv()
 	return c, took
-}
-
-// freePortRange finds n consecutive free loopback ports.
-func freePortRange(t *testing.T, n int) int {
-	t.Helper()
-	for range 200 {
-		base := 20000 + 10*rand.IntN(3000)
-		free := true
-		for p := base; p < base+n && free; p++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if err != nil {
-				free = false
-				continue
-			}
-			l.Close()
-		}
-		if free {
-			return base
-		}
-	}
-	t.Fatalf("no %d consecutive free ports", n)
-	return 0
 }
 
 // script runs scripts/cluster.sh with args and returns its stdout.
@@ -226,29 +202,7 @@ func procZombie(pid int) bool {
 }
 
 // pluginPIDs lists the plugin processes whose parent is pid.
-func pluginPIDs(pid int) []int {
-	var out []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) < 2 || f[0] == "Z" || f[1] != strconv.Itoa(pid) {
-			continue
-		}
-		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && filepath.Base(exe) == harness.PluginName {
-			out = append(out, p)
-		}
-	}
-	return out
-}
+func pluginPIDs(pid int) []int { return harness.ChildPIDsNamed(pid, harness.PluginName) }
 
 // dirMB is the size on disk of the files under dir (Raft's log store and FSM).
 func dirMB(dir string) float64 {

@@ -76,7 +76,7 @@ func StartCluster(t testing.TB, f *Fake, opts ClusterOptions) *Cluster {
 	t.Cleanup(c.cleanup)
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		c.BasePort = freePortRun(t, 2*opts.Nodes)
+		c.BasePort = FreePortRun(t, 2*opts.Nodes)
 		c.env = append(CleanEnv(),
 			"VAULT_BIN="+Suite.VaultBin,
 			"VAULT_PLUGIN_OPENAI_CLUSTER_DIR="+c.Dir,
@@ -296,8 +296,8 @@ func (c *Cluster) cleanup() {
 	}
 }
 
-// freePortRun finds n consecutive free loopback ports and returns the first.
-func freePortRun(t testing.TB, n int) int {
+// FreePortRun finds n consecutive free loopback ports and returns the first.
+func FreePortRun(t testing.TB, n int) int {
 	t.Helper()
 	for attempt := 0; attempt < 100; attempt++ {
 		base := 20000 + 2*rand.IntN(15000)

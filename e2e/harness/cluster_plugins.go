@@ -36,27 +36,10 @@ func (c *Cluster) PluginExes(i int) []string {
 // ChildExes lists the executables (base names starting with prefix) of the
 // live child processes of pid (Linux: reads /proc).
 func ChildExes(pid int, prefix string) []string {
-	entries, err := os.ReadDir("/proc")
-	if err != nil || pid == 0 {
-		return nil
-	}
 	var out []string
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(stat)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) < 2 || fields[0] == "Z" || fields[1] != strconv.Itoa(pid) {
-			continue
-		}
-		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil &&
-			strings.HasPrefix(filepath.Base(exe), prefix) {
-			out = append(out, filepath.Base(exe))
+	for _, c := range ChildProcs(pid) {
+		if strings.HasPrefix(c.Exe, prefix) {
+			out = append(out, c.Exe)
 		}
 	}
 	return out

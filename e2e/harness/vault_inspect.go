@@ -7,9 +7,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -42,42 +40,10 @@ func (v *Vault) PluginPIDsNamed(name string) []int {
 	if runtime.GOOS != "linux" {
 		v.t.Skip("PluginPIDs reads /proc")
 	}
-	parent := v.PID()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		v.t.Fatalf("reading /proc: %v", err)
 	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
-		s := string(stat)
-		close := strings.LastIndexByte(s, ')')
-		open := strings.IndexByte(s, '(')
-		if open < 0 || close < open {
-			continue
-		}
-		fields := strings.Fields(s[close+1:])
-		if len(fields) < 2 || fields[0] == "Z" {
-			continue
-		}
-		ppid, _ := strconv.Atoi(fields[1])
-		if ppid != parent {
-			continue
-		}
-		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil &&
-			filepath.Base(exe) == name {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	return ChildPIDsNamed(v.PID(), name)
 }
 
 // CLI runs the vault CLI against this server and returns stdout, stderr and the exit
