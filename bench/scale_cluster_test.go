@@ -9,7 +9,6 @@ package bench
 // directories, and which node is active.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io/fs"
@@ -110,20 +109,7 @@ func (c *scaleCluster) stop() {
 // readEnv reads the token and every node's address from $DIR/env.
 func (c *scaleCluster) readEnv() {
 	c.t.Helper()
-	f, err := os.Open(filepath.Join(c.dir, "env"))
-	if err != nil {
-		c.t.Fatalf("cluster env: %v", err)
-	}
-	defer f.Close()
-	vars := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		for _, field := range strings.Fields(sc.Text()) {
-			if k, v, ok := strings.Cut(field, "="); ok {
-				vars[k] = strings.Trim(v, `"'`)
-			}
-		}
-	}
+	vars := harness.ReadClusterEnv(c.t, c.dir)
 	c.token = vars["VAULT_TOKEN"]
 	c.addrs = nil
 	for i := 1; i <= c.nodes; i++ {

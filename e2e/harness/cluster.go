@@ -254,19 +254,27 @@ func (c *Cluster) Redact(s string) string {
 	return s
 }
 
-// readEnv parses the script's env file ("export K=V" lines).
+// readEnv parses the script's env file.
 func (c *Cluster) readEnv() map[string]string {
 	c.t.Helper()
-	f, err := os.Open(filepath.Join(c.Dir, "env"))
+	return ReadClusterEnv(c.t, c.Dir)
+}
+
+// ReadClusterEnv parses the env file scripts/cluster.sh writes in its state
+// dir ("export K=V" lines; surrounding quotes dropped), for the tests and
+// the scale bench alike.
+func ReadClusterEnv(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "env"))
 	if err != nil {
-		c.t.Fatalf("the cluster's env file: %v", err)
+		t.Fatalf("the cluster's env file: %v", err)
 	}
 	defer f.Close()
 	m := map[string]string{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "="); ok && !strings.HasPrefix(k, "#") {
-			m[k] = v
+			m[k] = strings.Trim(v, `"'`)
 		}
 	}
 	return m
