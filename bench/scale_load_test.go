@@ -32,19 +32,21 @@ type fillChunk struct {
 
 // scaleCell is one issue cell at a checkpoint.
 type scaleCell struct {
-	Checkpoint  int     `json:"checkpoint"`
-	LiveAtStart int     `json:"live_at_start"`
-	LatencyMS   int     `json:"upstream_latency_ms"`
-	Clients     int     `json:"clients"`
-	Rep         int     `json:"rep"`
-	Requests    int     `json:"requests"`
-	Errors      int     `json:"errors"`
-	PerSecond   float64 `json:"per_second"`
-	P50MS       float64 `json:"p50_ms"`
-	P99MS       float64 `json:"p99_ms"`
-	VaultCPUMS  float64 `json:"vault_cpu_ms_per_issue"`
-	PluginCPUMS float64 `json:"plugin_cpu_ms_per_issue"`
-	Busy        float64 `json:"machine_busy"`
+	Op          string    `json:"op"` // issue, or kv_write: the same cell as a KV v2 write (Vault and the disk alone)
+	Checkpoint  int       `json:"checkpoint"`
+	LiveAtStart int       `json:"live_at_start"`
+	LatencyMS   int       `json:"upstream_latency_ms"`
+	Clients     int       `json:"clients"`
+	Rep         int       `json:"rep"`
+	Requests    int       `json:"requests"`
+	Errors      int       `json:"errors"`
+	PerSecond   float64   `json:"per_second"`
+	P50MS       float64   `json:"p50_ms"`
+	P99MS       float64   `json:"p99_ms"`
+	VaultCPUMS  float64   `json:"vault_cpu_ms_per_issue"`
+	PluginCPUMS float64   `json:"plugin_cpu_ms_per_issue"`
+	Busy        float64   `json:"machine_busy"`
+	Disk        diskState `json:"disk"`
 }
 
 func (c *scaleCluster) issueTarget() loadTarget {
@@ -95,12 +97,28 @@ func (c *scaleCluster) fill(kind string, live *int, target, chunk, clients int, 
 	return out
 }
 
+// kvTarget is a KV v2 write to a fresh key on the active node: the control
+// cell, Vault's own request and Raft write with no plugin and no lease.
+func (c *scaleCluster) kvTarget() loadTarget {
+	return loadTarget{URL: c.addrs[c.leader()-1] + "/v1/", Path: "kv/data/s/{i}", Method: "POST", Body: `{"data":{"v":"x"}}`,
+		VaultToken: c.token, Expect: []string{`"version":`}}
+}
+
 // issueCell runs one issue cell (upstream latency lat, clients) through the
-// load generator, with Vault's and the plugin's CPU per issue.
-func (c *scaleCluster) issueCell(cfg scaleConfig, checkpoint int, live *int, lat time.Duration, clients, rep int) scaleCell {
+// load generator, with Vault's and the plugin's CPU per issue; op kv_write
+// runs the same cell as KV v2 writes. The page cache is written back first
+// and the disk's fsync latency probed throughout (scale_disk_test.go).
+func (c *scaleCluster) issueCell(cfg scaleConfig, op string, checkpoint int, live *int, lat time.Duration, clients, rep int) scaleCell {
 	c.t.Helper()
 	c.fake.SetFaults(fakeopenai.Faults{Latency: lat})
 	defer c.fake.SetFaults(fakeopenai.Faults{})
+	tg := c.issueTarget()
+	if op == opKV {
+		tg = c.kvTarget()
+	}
+	var disk diskState
+	disk.DirtyMBBefore, disk.SyncSeconds = settleDisk()
+	probe := startFsyncProbe(c.dir)
 	vpid := c.vaultPID(c.leader())
 	cpu := func() (v, p float64) {
 		v = procCPU(vpid)
@@ -110,10 +128,11 @@ func (c *scaleCluster) issueCell(cfg scaleConfig, checkpoint int, live *int, lat
 		return v, p
 	}
 	var v0, p0, v1, p1, b0, b1, t0, t1 float64
-	res := runLoad(c.t, c.issueTarget(), clients, cfg.CellRequests, cfg.CellDuration,
+	res := runLoad(c.t, tg, clients, cfg.CellRequests, cfg.CellDuration,
 		func() { v0, p0 = cpu(); b0, _, t0 = machineTicks() },
 		func() { v1, p1 = cpu(); b1, _, t1 = machineTicks() })
-	cell := scaleCell{Checkpoint: checkpoint, LiveAtStart: *live + clients, LatencyMS: int(lat.Milliseconds()), Clients: clients, Rep: rep,
+	probe.finish(&disk)
+	cell := scaleCell{Op: op, Disk: disk, Checkpoint: checkpoint, LiveAtStart: *live + clients, LatencyMS: int(lat.Milliseconds()), Clients: clients, Rep: rep,
 		Requests: res.Requests, Errors: res.Errors, PerSecond: res.PerSecond, P50MS: res.P50MS, P99MS: res.P99MS}
 	if r := float64(res.Requests); r > 0 {
 		cell.VaultCPUMS, cell.PluginCPUMS = 1000*(v1-v0)/r, 1000*(p1-p0)/r
@@ -122,7 +141,10 @@ func (c *scaleCluster) issueCell(cfg scaleConfig, checkpoint int, live *int, lat
 		cell.Busy = (b1 - b0) / (t1 - t0)
 	}
 	if res.Errors > 0 {
-		c.t.Errorf("issue at %s, %d clients, %d live: %d of %d failed, first: %s", lat, clients, *live, res.Errors, res.Requests, res.FirstError)
+		c.t.Errorf("%s at %s, %d clients, %d live: %d of %d failed, first: %s", op, lat, clients, *live, res.Errors, res.Requests, res.FirstError)
+	}
+	if op == opKV {
+		return cell
 	}
 	*live += res.Requests + clients - res.Errors
 	return cell

@@ -26,11 +26,20 @@ func plotScaleThroughput(rep *scaleReport, path string) error {
 		for i, lat := range rep.Config.Latencies {
 			var xy plotter.XYs
 			for _, c := range tr.Cells {
-				if c.LatencyMS == lat && c.Clients == rep.Config.Clients[i] {
+				if c.Op != opKV && c.LatencyMS == lat && c.Clients == rep.Config.Clients[i] {
 					xy = append(xy, plotter.XY{X: float64(c.LiveAtStart), Y: c.PerSecond})
 				}
 			}
 			series = append(series, fmt.Sprintf("%s: issue, %d ms, %d clients", topologyName(tr.Nodes), lat, rep.Config.Clients[i]), xy)
+		}
+		var kv plotter.XYs
+		for _, c := range tr.Cells {
+			if c.Op == opKV {
+				kv = append(kv, plotter.XY{X: float64(c.LiveAtStart), Y: c.PerSecond})
+			}
+		}
+		if len(kv) > 0 {
+			series = append(series, fmt.Sprintf("%s: KV v2 write (control), %d clients", topologyName(tr.Nodes), rep.Config.Clients[0]), kv)
 		}
 		for _, fills := range [][]fillChunk{tr.Fill, tr.TokenFill} {
 			var xy plotter.XYs

@@ -52,7 +52,7 @@ type scaleConfig struct {
 func scaleConfigFromEnv() scaleConfig {
 	cfg := scaleConfig{
 		Name: "full", Leases: 50000, Topologies: []int{1, 3},
-		Latencies: []int{0, 100}, Clients: []int{16, 32}, Reps: 2,
+		Latencies: []int{0, 100}, Clients: []int{16, 32}, Reps: 3,
 		CellRequests: 1500, CellDuration: 4 * time.Second,
 		FillClients: 64, Tokens: true, MaxDegradation: 0.20,
 	}
@@ -106,6 +106,11 @@ type degradation struct {
 	PerSecHigh float64 `json:"per_second_high"`
 	Ratio      float64 `json:"ratio"` // high ÷ low
 	Pass       bool    `json:"pass"`
+	// The KV v2 control at the same checkpoints and clients (0 ms): how much
+	// of the change is Vault's and the disk's with no plugin and no lease.
+	KVLow   float64 `json:"kv_per_second_low"`
+	KVHigh  float64 `json:"kv_per_second_high"`
+	KVRatio float64 `json:"kv_ratio"`
 }
 
 type scaleReport struct {
@@ -175,6 +180,11 @@ func runScale(t *testing.T, cfg scaleConfig, res *topologyResult, logf func(stri
 	if ok, err := cl.Logical().Read("openai/creds/" + scaleRole); err != nil || ok == nil {
 		t.Fatalf("first issue: %v", err)
 	}
+	// KV v2 for the control cells (kv_write at each checkpoint).
+	if err := cl.Sys().Mount("kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		t.Fatalf("mounting kv v2: %v", err)
+	}
+	kvReady(t, cl)
 	live := 1
 
 	issueProbe := func(cl *api.Client) error {
@@ -206,11 +216,17 @@ func runScale(t *testing.T, cfg scaleConfig, res *topologyResult, logf func(stri
 			reps = cfg.Reps
 		}
 		for r := 1; r <= reps; r++ {
+			// The KV control first, at the first latency's clients, then
+			// every issue cell: interleaved, so both see the same machine.
+			kv := c.issueCell(cfg, opKV, cp, &live, 0, cfg.Clients[0], r)
+			res.Cells = append(res.Cells, kv)
+			logf("kv_write    c=%d at %6d live (rep %d): %.0f/s, p50 %.1f ms; Vault CPU ms/write %.2f; machine busy %.0f%%; %s",
+				kv.Clients, live, r, kv.PerSecond, kv.P50MS, kv.VaultCPUMS, 100*kv.Busy, kv.Disk)
 			for i, lat := range cfg.Latencies {
-				cell := c.issueCell(cfg, cp, &live, time.Duration(lat)*time.Millisecond, cfg.Clients[i], r)
+				cell := c.issueCell(cfg, opIssue, cp, &live, time.Duration(lat)*time.Millisecond, cfg.Clients[i], r)
 				res.Cells = append(res.Cells, cell)
-				logf("issue %3d ms c=%d at %6d live (rep %d): %.0f/s, p50 %.1f ms, p99 %.1f ms; CPU ms/issue Vault %.2f plugin %.2f; machine busy %.0f%%",
-					lat, cell.Clients, cell.LiveAtStart, r, cell.PerSecond, cell.P50MS, cell.P99MS, cell.VaultCPUMS, cell.PluginCPUMS, 100*cell.Busy)
+				logf("issue %3d ms c=%d at %6d live (rep %d): %.0f/s, p50 %.1f ms, p99 %.1f ms; CPU ms/issue Vault %.2f plugin %.2f; machine busy %.0f%%; %s",
+					lat, cell.Clients, cell.LiveAtStart, r, cell.PerSecond, cell.P50MS, cell.P99MS, cell.VaultCPUMS, cell.PluginCPUMS, 100*cell.Busy, cell.Disk)
 			}
 		}
 	}
@@ -305,12 +321,21 @@ func renewLease(id string) func(*api.Client) error {
 func degradations(cfg scaleConfig, cells []scaleCell) []degradation {
 	lo, hi := cfg.Checkpoints[0], cfg.Checkpoints[len(cfg.Checkpoints)-1]
 	var out []degradation
+	kvAt := func(cp int) float64 {
+		var xs []float64
+		for _, c := range cells {
+			if c.Op == opKV && c.Checkpoint == cp {
+				xs = append(xs, c.PerSecond)
+			}
+		}
+		return median(xs)
+	}
 	for i, lat := range cfg.Latencies {
 		at := func(cp int) (float64, int) {
 			var xs []float64
 			live := 0
 			for _, c := range cells {
-				if c.Checkpoint == cp && c.LatencyMS == lat && c.Clients == cfg.Clients[i] {
+				if c.Op != opKV && c.Checkpoint == cp && c.LatencyMS == lat && c.Clients == cfg.Clients[i] {
 					xs = append(xs, c.PerSecond)
 					if live == 0 {
 						live = c.LiveAtStart
@@ -326,6 +351,9 @@ func degradations(cfg scaleConfig, cells []scaleCell) []degradation {
 			d.Ratio = h / l
 		}
 		d.Pass = d.Ratio >= 1-cfg.MaxDegradation
+		if d.KVLow, d.KVHigh = kvAt(lo), kvAt(hi); d.KVLow > 0 {
+			d.KVRatio = d.KVHigh / d.KVLow
+		}
 		out = append(out, d)
 	}
 	return out
