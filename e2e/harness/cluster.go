@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,8 +56,11 @@ type Cluster struct {
 	Nodes []*Vault
 
 	env     []string
-	scriptL string   // the script's output, appended per command
-	pending []string // secrets known before (or without) the nodes
+	scriptL string // the script's output, appended per command
+	// pending: secrets known before (or without) the nodes. Load clients
+	// register the keys they are issued from their own goroutines.
+	pendingMu sync.Mutex
+	pending   []string
 }
 
 // StartCluster starts a cluster through scripts/cluster.sh start, against f.
@@ -222,7 +226,9 @@ func (c *Cluster) AddSecret(s string) {
 	if s == "" {
 		return
 	}
+	c.pendingMu.Lock()
 	c.pending = append(c.pending, s)
+	c.pendingMu.Unlock()
 	for _, v := range c.Nodes {
 		v.AddSecret(s)
 	}
@@ -245,9 +251,11 @@ func (c *Cluster) collectSecrets() {
 
 // Redact removes every secret any node has seen (keys issued through it included).
 func (c *Cluster) Redact(s string) string {
+	c.pendingMu.Lock()
 	for _, sec := range c.pending {
 		s = strings.ReplaceAll(s, sec, "[REDACTED]")
 	}
+	c.pendingMu.Unlock()
 	for _, v := range c.Nodes {
 		s = v.Redact(s)
 	}
