@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -92,8 +91,7 @@ type ledgerEntry struct {
 }
 
 type ledgerIndex struct {
-	mu     sync.RWMutex
-	loaded bool
+	loadOnce
 	bySA   map[string]ledgerEntry // service account id -> entry
 	byKey  map[string]string      // api key id -> service account id
 	byHash map[string]string      // key hash -> service account id
@@ -107,33 +105,23 @@ func newLedgerIndex() *ledgerIndex { return &ledgerIndex{static: &staticLedger{}
 
 // ensure loads every record once.
 func (x *ledgerIndex) ensure(ctx context.Context, s logical.Storage) error {
-	x.mu.RLock()
-	loaded := x.loaded
-	x.mu.RUnlock()
-	if loaded {
-		return nil
-	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.loaded {
-		return nil
-	}
-	ids, err := listAccountIDs(ctx, s)
-	if err != nil {
-		return err
-	}
-	records, errs := readAccountRecords(ctx, s, ids)
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("load the issuance ledger: %w", err)
-	}
-	x.bySA, x.byKey, x.byHash = make(map[string]ledgerEntry, len(ids)), map[string]string{}, map[string]string{}
-	for _, r := range records {
-		if r != nil { // nil: deleted since the list
-			x.setLocked(r)
+	return x.ensureLoaded(func() error {
+		ids, err := listAccountIDs(ctx, s)
+		if err != nil {
+			return err
 		}
-	}
-	x.loaded = true
-	return nil
+		records, errs := readAccountRecords(ctx, s, ids)
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("load the issuance ledger: %w", err)
+		}
+		x.bySA, x.byKey, x.byHash = make(map[string]ledgerEntry, len(ids)), map[string]string{}, map[string]string{}
+		for _, r := range records {
+			if r != nil { // nil: deleted since the list
+				x.setLocked(r)
+			}
+		}
+		return nil
+	})
 }
 
 // ledgerLoadWorkers bounds the concurrent record reads of a load. Each read

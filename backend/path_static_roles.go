@@ -231,9 +231,8 @@ func (b *backend) pathStaticRoleWrite(ctx context.Context, req *logical.Request,
 	if resp := roleNameError(name); resp != nil {
 		return resp, nil
 	}
-	lock := b.roleLock(staticLockKey(name))
-	lock.Lock()
-	defer lock.Unlock()
+	unlock := b.lockStaticRole(name)
+	defer unlock()
 
 	existing, err := getStaticRole(ctx, req.Storage, name)
 	if err != nil {
@@ -470,9 +469,8 @@ func (b *backend) pathStaticRoleDelete(ctx context.Context, req *logical.Request
 	if resp := roleNameError(name); resp != nil {
 		return resp, nil
 	}
-	lock := b.roleLock(staticLockKey(name))
-	lock.Lock()
-	defer lock.Unlock()
+	unlock := b.lockStaticRole(name)
+	defer unlock()
 	role, err := getStaticRole(ctx, req.Storage, name)
 	if err != nil || role == nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
+	"github.com/vault-plugin-openai/vault-plugin-openai/internal/operationids"
 )
 
 // schemaRun sends requests through HandleRequest and checks each success
@@ -209,26 +210,9 @@ func TestResponseSchemas(t *testing.T) {
 }
 
 // wantOperationIDs are the operation ids Vault's OpenAPI document gives
-// each path of the mount, by OpenAPI path and method. The e2e test
-// (e2e/openapi_test.go) checks the same table against a real Vault.
-var wantOperationIDs = map[string]map[string]string{
-	"/config":                     {"post": "openai-configure", "get": "openai-read-configuration", "delete": "openai-delete-configuration"},
-	"/config/rotate-root":         {"post": "openai-rotate-root-credentials"},
-	"/roles/":                     {"list": "openai-list-roles"},
-	"/roles/{name}":               {"post": "openai-write-role", "get": "openai-read-role", "delete": "openai-delete-role"},
-	"/creds/{name}":               {"get": "openai-generate-api-key", "post": "openai-generate-api-key-with-parameters"},
-	"/tidy":                       {"post": "openai-tidy-service-accounts"},
-	"/keys/":                      {"list": "openai-list-api-keys"},
-	"/keys/lookup":                {"post": "openai-lookup-api-key", "get": "openai-lookup-api-key-by-query"},
-	"/keys/{api_key_id}":          {"get": "openai-read-api-key-ledger-entry"},
-	"/metrics":                    {"get": "openai-read-metrics"},
-	"/usage":                      {"get": "openai-read-usage"},
-	"/usage/{name}":               {"get": "openai-read-role-usage"},
-	"/static-roles/":              {"list": "openai-list-static-roles"},
-	"/static-roles/{name}":        {"post": "openai-write-static-role", "get": "openai-read-static-role", "delete": "openai-delete-static-role"},
-	"/static-roles/{name}/rotate": {"post": "openai-rotate-static-role"},
-	"/static-creds/{name}":        {"get": "openai-read-static-credentials"},
-}
+// each path of the mount; the e2e test (e2e/openapi_test.go) checks the same
+// table against a real Vault.
+var wantOperationIDs = operationids.ByPath()
 
 // TestOpenAPIOperationIDs generates the backend's OpenAPI document as Vault
 // does (a help request on the root) and checks its paths and operation ids.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -46,39 +45,28 @@ type staticKeyEntry struct {
 // staticLedger holds every static entry in memory (they are few: at most
 // two live per role, plus ended ones for ledger_retention), loaded once.
 type staticLedger struct {
-	mu     sync.RWMutex
-	loaded bool
-	byKey  map[string]staticKeyEntry
+	loadOnce
+	byKey map[string]staticKeyEntry
 }
 
 func (x *staticLedger) ensure(ctx context.Context, s logical.Storage) error {
-	x.mu.RLock()
-	loaded := x.loaded
-	x.mu.RUnlock()
-	if loaded {
-		return nil
-	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.loaded {
-		return nil
-	}
-	ids, err := s.List(ctx, staticKeyLedgerPrefix)
-	if err != nil {
-		return fmt.Errorf("load the static keys' ledger: %w", err)
-	}
-	x.byKey = make(map[string]staticKeyEntry, len(ids))
-	for _, id := range ids {
-		e, err := getStaticKeyEntry(ctx, s, id)
+	return x.ensureLoaded(func() error {
+		ids, err := s.List(ctx, staticKeyLedgerPrefix)
 		if err != nil {
 			return fmt.Errorf("load the static keys' ledger: %w", err)
 		}
-		if e != nil {
-			x.byKey[id] = *e
+		x.byKey = make(map[string]staticKeyEntry, len(ids))
+		for _, id := range ids {
+			e, err := getStaticKeyEntry(ctx, s, id)
+			if err != nil {
+				return fmt.Errorf("load the static keys' ledger: %w", err)
+			}
+			if e != nil {
+				x.byKey[id] = *e
+			}
 		}
-	}
-	x.loaded = true
-	return nil
+		return nil
+	})
 }
 
 // entries returns a copy of the entries matching keep.

@@ -44,9 +44,8 @@ const defaultStaticNameTemplate = `vault-static-{{ .RoleName }}`
 
 // rotateStaticRole rotates the role's key now.
 func (b *backend) rotateStaticRole(ctx context.Context, s logical.Storage, name string) (*staticRole, error) {
-	lock := b.roleLock(staticLockKey(name))
-	lock.Lock()
-	defer lock.Unlock()
+	unlock := b.lockStaticRole(name)
+	defer unlock()
 	return b.rotateStaticRoleLocked(ctx, s, name)
 }
 
@@ -246,9 +245,8 @@ func (b *backend) staticPeriodic(ctx context.Context, s logical.Storage) error {
 // endStaticOverlap deletes the role's previous key if its overlap is over,
 // re-reading the role under its lock (a rotation may have run meanwhile).
 func (b *backend) endStaticOverlap(ctx context.Context, s logical.Storage, client adminClient, name string) {
-	lock := b.roleLock(staticLockKey(name))
-	lock.Lock()
-	defer lock.Unlock()
+	unlock := b.lockStaticRole(name)
+	defer unlock()
 	role, err := getStaticRole(ctx, s, name)
 	if err != nil || role == nil || role.Previous == nil || time.Now().Before(role.Previous.EndsAt) {
 		return

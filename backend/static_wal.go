@@ -66,9 +66,8 @@ func (b *backend) rollbackStaticKey(ctx context.Context, s logical.Storage, data
 	}
 	// The role lock makes rollback and a rotation of the same role
 	// exclusive: a rotation in flight holds it until its WAL entry is gone.
-	lock := b.roleLock(staticLockKey(e.Role))
-	lock.Lock()
-	defer lock.Unlock()
+	unlock := b.lockStaticRole(e.Role)
+	defer unlock()
 	role, err := getStaticRole(ctx, s, e.Role)
 	if err != nil {
 		return err
@@ -134,9 +133,8 @@ func (b *backend) rollbackStaticAccount(ctx context.Context, s logical.Storage, 
 		log.Error("dropping static account WAL entry after retrying for a week; check the project for the account by hand")
 		return nil
 	}
-	lock := b.roleLock(staticLockKey(e.Role))
-	lock.Lock()
-	defer lock.Unlock()
+	unlock := b.lockStaticRole(e.Role)
+	defer unlock()
 	role, err := getStaticRole(ctx, s, e.Role)
 	if err != nil {
 		return err
@@ -189,7 +187,3 @@ func staticRotationsInFlight(ctx context.Context, s logical.Storage, role string
 	}
 	return n, nil
 }
-
-// staticLockKey keeps static roles' locks apart from dynamic roles' of the
-// same name (one lock pool).
-func staticLockKey(role string) string { return "static-role/" + role }

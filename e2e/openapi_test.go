@@ -17,6 +17,7 @@ import (
 
 	"github.com/vault-plugin-openai/vault-plugin-openai/backend"
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
+	"github.com/vault-plugin-openai/vault-plugin-openai/internal/operationids"
 )
 
 // The engine's API as Vault publishes it: sys/internal/specs/openapi on a
@@ -26,24 +27,7 @@ import (
 // operation id of each method ("list" is the GET with list=true). The same
 // table is checked against the backend in-process by
 // backend.TestOpenAPIOperationIDs.
-var wantOpenAPI = map[string]map[string]string{
-	"/config":                     {"post": "openai-configure", "get": "openai-read-configuration", "delete": "openai-delete-configuration"},
-	"/config/rotate-root":         {"post": "openai-rotate-root-credentials"},
-	"/roles/":                     {"list": "openai-list-roles"},
-	"/roles/{name}":               {"post": "openai-write-role", "get": "openai-read-role", "delete": "openai-delete-role"},
-	"/creds/{name}":               {"get": "openai-generate-api-key", "post": "openai-generate-api-key-with-parameters"},
-	"/tidy":                       {"post": "openai-tidy-service-accounts"},
-	"/keys/":                      {"list": "openai-list-api-keys"},
-	"/keys/lookup":                {"post": "openai-lookup-api-key", "get": "openai-lookup-api-key-by-query"},
-	"/keys/{api_key_id}":          {"get": "openai-read-api-key-ledger-entry"},
-	"/metrics":                    {"get": "openai-read-metrics"},
-	"/usage":                      {"get": "openai-read-usage"},
-	"/usage/{name}":               {"get": "openai-read-role-usage"},
-	"/static-roles/":              {"list": "openai-list-static-roles"},
-	"/static-roles/{name}":        {"post": "openai-write-static-role", "get": "openai-read-static-role", "delete": "openai-delete-static-role"},
-	"/static-roles/{name}/rotate": {"post": "openai-rotate-static-role"},
-	"/static-creds/{name}":        {"get": "openai-read-static-credentials"},
-}
+var wantOpenAPI = operationids.ByPath()
 
 // concretePath turns an OpenAPI path into one request path of the mount.
 func concretePath(p string) string {

@@ -240,34 +240,15 @@ set_active_addr() {
 	sed -i "s|^export VAULT_ADDR=.*|export VAULT_ADDR=$(node_addr "$i")|" "$ENV_FILE"
 }
 
+# write_env ACTIVE writes $ENV_FILE (write_env_file, lib.sh): VAULT_ADDR is node
+# ACTIVE's, and every node's address and the node count follow.
 write_env() {
-	local i active=$1 project key=
-	if use_real_openai; then
-		project=$OPENAI_PROJECT_ID
-	else
-		key=$ADMIN_KEY
-		project=$PROJECT_ID
-	fi
-	(
-		umask 077
-		{
-			echo "# vault-plugin-openai cluster environment (make cluster); source it: . $ENV_FILE"
-			echo "export VAULT_ADDR=$(node_addr "$active")"
-			echo "export VAULT_TOKEN=$VAULT_TOKEN"
-			for ((i = 1; i <= NODES; i++)); do
-				echo "export VAULT_ADDR_$i=$(node_addr "$i")"
-			done
-			echo "export CLUSTER_NODES=$NODES"
-			echo "export OPENAI_PROJECT_ID=$project"
-			if [[ -n "$key" ]]; then
-				echo "export OPENAI_ADMIN_KEY=$key"
-				echo "export OPENAI_FAKE_URL=$OPENAI_BASE"
-				echo "export VAULT_PLUGIN_OPENAI_FAKE_KEY=1"
-			fi
-			echo "export PATH=\"$(dirname "$VAULT"):$ROOT/bin:\$PATH\""
-		} >"$ENV_FILE.tmp"
-		mv "$ENV_FILE.tmp" "$ENV_FILE"
-	)
+	local i active=$1 nodes=()
+	for ((i = 1; i <= NODES; i++)); do
+		nodes+=("export VAULT_ADDR_$i=$(node_addr "$i")")
+	done
+	write_env_file "cluster environment (make cluster)" "$(node_addr "$active")" \
+		"${nodes[@]}" "export CLUSTER_NODES=$NODES"
 }
 
 # stop_pid PID [GROUP] sends SIGTERM, waits up to 30s, then SIGKILLs; with GROUP,

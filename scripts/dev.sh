@@ -30,38 +30,6 @@ print_env() {
 	cat "$ENV_FILE"
 }
 
-# write_env writes $ENV_FILE: everything the README's "Using it" commands read. With
-# the fake it includes the fake's admin key (a random test value, not a secret of
-# anyone's) and its active project; with the real OpenAI, only the project id (the
-# real admin key stays in the caller's environment, never in a file).
-write_env() {
-	local key project
-	if use_real_openai; then
-		project=$OPENAI_PROJECT_ID
-	else
-		key=$ADMIN_KEY
-		project=$PROJECT_ID
-	fi
-	(
-		umask 077
-		{
-			echo "# vault-plugin-openai dev environment (make dev); source it: . $ENV_FILE"
-			echo "export VAULT_ADDR=$VAULT_ADDR"
-			echo "export VAULT_TOKEN=$VAULT_TOKEN"
-			echo "export OPENAI_PROJECT_ID=$project"
-			if [[ -n "${key:-}" ]]; then
-				echo "export OPENAI_ADMIN_KEY=$key"
-				echo "export OPENAI_FAKE_URL=$OPENAI_BASE"
-				# Marks OPENAI_ADMIN_KEY as the fake's, so a later make demo / make dev in
-				# this shell uses a fresh fake instead of taking it for the real OpenAI.
-				echo "export VAULT_PLUGIN_OPENAI_FAKE_KEY=1"
-			fi
-			echo "export PATH=\"$(dirname "$VAULT"):$ROOT/bin:\$PATH\""
-		} >"$ENV_FILE.tmp"
-		mv "$ENV_FILE.tmp" "$ENV_FILE"
-	)
-}
-
 stop() {
 	if [[ ! -f "$STATE" ]]; then
 		echo "nothing running (no $STATE)"
@@ -121,7 +89,7 @@ start() {
 	step "Write config, a role and enable a file audit device"
 	configure 1h 24h
 
-	write_env
+	write_env_file "dev environment (make dev)" "$VAULT_ADDR"
 	cat >"$STATE" <<EOF
 VAULT=$VAULT
 VAULT_PID=$VAULT_PID

@@ -107,6 +107,45 @@ use_real_openai() {
 	return 1
 }
 
+# write_env_file TITLE ADDR [LINE...] writes $ENV_FILE, mode 600, replacing it whole:
+# what a client of the servers this script started reads (the README's "Using it"
+# commands). TITLE names it in the header, ADDR is VAULT_ADDR, and each LINE (more
+# export lines of the script's own) follows VAULT_TOKEN. With the fake the file holds
+# the fake's admin key (a random test value, not a secret of anyone's) and its active
+# project; with the real OpenAI, only the project id (the real admin key stays in the
+# caller's environment, never in a file).
+write_env_file() {
+	local title=$1 addr=$2 key= project
+	shift 2
+	if use_real_openai; then
+		project=$OPENAI_PROJECT_ID
+	else
+		key=$ADMIN_KEY
+		project=$PROJECT_ID
+	fi
+	(
+		umask 077
+		{
+			echo "# vault-plugin-openai $title; source it: . $ENV_FILE"
+			echo "export VAULT_ADDR=$addr"
+			echo "export VAULT_TOKEN=$VAULT_TOKEN"
+			if (($#)); then
+				printf '%s\n' "$@"
+			fi
+			echo "export OPENAI_PROJECT_ID=$project"
+			if [[ -n "$key" ]]; then
+				echo "export OPENAI_ADMIN_KEY=$key"
+				echo "export OPENAI_FAKE_URL=$OPENAI_BASE"
+				# Marks OPENAI_ADMIN_KEY as the fake's, so a later make demo / make dev in
+				# this shell uses a fresh fake instead of taking it for the real OpenAI.
+				echo "export VAULT_PLUGIN_OPENAI_FAKE_KEY=1"
+			fi
+			echo "export PATH=\"$(dirname "$VAULT"):$ROOT/bin:\$PATH\""
+		} >"$ENV_FILE.tmp"
+		mv "$ENV_FILE.tmp" "$ENV_FILE"
+	)
+}
+
 build_all() {
 	build_plugin
 	build_fake

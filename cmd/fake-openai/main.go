@@ -24,7 +24,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
@@ -119,7 +118,15 @@ func accountsCmd(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return printAccounts(out, accts, asJSON)
+	return printList(out, accts, asJSON, "PROJECT\tSERVICE ACCOUNT\tNAME\tCREATED\tKEY ID\tKEY EXPIRES", "live account(s)",
+		func(w io.Writer, a fakeopenai.Account) {
+			exp := "never"
+			if a.KeyExpiresAt != 0 {
+				exp = time.Unix(a.KeyExpiresAt, 0).UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ProjectID, a.ID, a.Name,
+				time.Unix(a.CreatedAt, 0).UTC().Format(time.RFC3339), a.KeyID, exp)
+		})
 }
 
 // keysCmd prints the fake's live service-account keys (never their values).
@@ -129,29 +136,21 @@ func keysCmd(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(keys)
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROJECT\tSERVICE ACCOUNT\tKEY ID\tNAME\tSCOPES\tEXPIRES")
-	for _, k := range keys {
-		exp := "never"
-		if k.ExpiresAt != 0 {
-			exp = time.Unix(k.ExpiresAt, 0).UTC().Format(time.RFC3339)
-			if k.Expired {
-				exp += " (expired)"
+	return printList(out, keys, asJSON, "PROJECT\tSERVICE ACCOUNT\tKEY ID\tNAME\tSCOPES\tEXPIRES", "live key(s)",
+		func(w io.Writer, k fakeopenai.KeyInfo) {
+			exp := "never"
+			if k.ExpiresAt != 0 {
+				exp = time.Unix(k.ExpiresAt, 0).UTC().Format(time.RFC3339)
+				if k.Expired {
+					exp += " (expired)"
+				}
 			}
-		}
-		scopes := "all"
-		if len(k.Scopes) > 0 {
-			scopes = strings.Join(k.Scopes, ",")
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ProjectID, k.AccountID, k.ID, k.Name, scopes, exp)
-	}
-	fmt.Fprintf(tw, "%d live key(s)\n", len(keys))
-	return tw.Flush()
+			scopes := "all"
+			if len(k.Scopes) > 0 {
+				scopes = strings.Join(k.Scopes, ",")
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ProjectID, k.AccountID, k.ID, k.Name, scopes, exp)
+		})
 }
 
 // usageCmd prints model usage per key as the fake counts it (reporting lag
@@ -162,18 +161,10 @@ func usageCmd(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(totals)
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROJECT\tKEY ID\tREQUESTS\tINPUT\tCACHED\tOUTPUT\tCOST (USD)")
-	for _, u := range totals {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%.6f\n", u.ProjectID, u.APIKeyID, u.Requests, u.InputTokens, u.CachedInputTokens, u.OutputTokens, u.CostUSD)
-	}
-	fmt.Fprintf(tw, "%d key(s) with usage\n", len(totals))
-	return tw.Flush()
+	return printList(out, totals, asJSON, "PROJECT\tKEY ID\tREQUESTS\tINPUT\tCACHED\tOUTPUT\tCOST (USD)", "key(s) with usage",
+		func(w io.Writer, u fakeopenai.UsageTotal) {
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%.6f\n", u.ProjectID, u.APIKeyID, u.Requests, u.InputTokens, u.CachedInputTokens, u.OutputTokens, u.CostUSD)
+		})
 }
 
 // fetchControl parses a subcommand's flags (-url, -json) and decodes GET
@@ -203,24 +194,4 @@ func fetchControl(what string, args []string, v any) (asJSON bool, err error) {
 		return false, fmt.Errorf("GET /_fake/%s: %s", what, resp.Status)
 	}
 	return *jsonFlag, json.Unmarshal(body, v)
-}
-
-func printAccounts(out io.Writer, accts []fakeopenai.Account, asJSON bool) error {
-	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(accts)
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROJECT\tSERVICE ACCOUNT\tNAME\tCREATED\tKEY ID\tKEY EXPIRES")
-	for _, a := range accts {
-		exp := "never"
-		if a.KeyExpiresAt != 0 {
-			exp = time.Unix(a.KeyExpiresAt, 0).UTC().Format(time.RFC3339)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ProjectID, a.ID, a.Name,
-			time.Unix(a.CreatedAt, 0).UTC().Format(time.RFC3339), a.KeyID, exp)
-	}
-	fmt.Fprintf(tw, "%d live account(s)\n", len(accts))
-	return tw.Flush()
 }
