@@ -110,10 +110,15 @@ func TestExamplesAgainstMakeDev(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { dev("stop") })
+	var devTook time.Duration
+	func() {
+		devStart.Lock() // one dev.sh start at a time: see devStart
+		defer devStart.Unlock()
+		start := time.Now()
+		dev("start")
+		devTook = time.Since(start)
+	}()
 	start := time.Now()
-	dev("start")
-	devTook := time.Since(start)
-	start = time.Now()
 
 	script := ". " + filepath.Join(dir, "env") + "\n" +
 		exampleBlock(t, "examples/README.md", "dev-base-url") +

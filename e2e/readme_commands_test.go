@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,6 +191,13 @@ func TestReadmeInstallAndUsingCommands(t *testing.T) {
 	}
 }
 
+// devStart is held around `scripts/dev.sh start` by the tests that run it
+// (here and in example_apps_test.go). Its first step builds bin/'s plugin and
+// fake; two at once would both link them (tens of CPU seconds each on 2 shared
+// cores), while the second of two in turn finds them up to date and links
+// nothing. Each test still runs the script, builds included, as a reader would.
+var devStart sync.Mutex
+
 // `make dev` (scripts/dev.sh start) then the README's "Using it" commands exactly
 // as written, in a shell that sourced the environment file make dev names.
 func TestReadmeUsingCommandsAgainstMakeDev(t *testing.T) {
@@ -209,7 +217,12 @@ func TestReadmeUsingCommandsAgainstMakeDev(t *testing.T) {
 		return string(out)
 	}
 	t.Cleanup(func() { dev("stop") })
-	started := dev("start")
+	var started string
+	func() {
+		devStart.Lock() // released by the deferred call even if dev fails the test
+		defer devStart.Unlock()
+		started = dev("start")
+	}()
 	envFile := filepath.Join(dir, "env")
 	if !strings.Contains(started, envFile) {
 		t.Errorf("make dev does not name its environment file %s", envFile)
