@@ -255,18 +255,20 @@ type benchReport struct {
 	StartedAt   time.Time   `json:"started_at"`
 	WallSeconds float64     `json:"wall_seconds"`
 	// Medians over the repetitions, by op; Runs holds every repetition.
-	Issue       []cellResult       `json:"issue"`
-	IssueScoped []cellResult       `json:"issue_scoped"`
-	KVFloor     []cellResult       `json:"kv_write_floor"`
-	SDKFloor    []cellResult       `json:"upstream_call_floor"`
-	Cells       []cellResult       `json:"cells"` // every op's medians, in run order
-	Runs        []cellResult       `json:"runs"`
-	Ratios      []ratioRow         `json:"ratios"`
-	Revocation  []revocationResult `json:"revocation"`
-	Plugin      pluginResult       `json:"plugin"`
-	Calls       callsResult        `json:"upstream_calls"`
-	Targets     []targetResult     `json:"targets"`
-	Notes       []string           `json:"notes"`
+	Issue       []cellResult `json:"issue"`
+	IssueScoped []cellResult `json:"issue_scoped"`
+	KVFloor     []cellResult `json:"kv_write_floor"`
+	SDKFloor    []cellResult `json:"upstream_call_floor"`
+	// Floor holds the floor plugin's cells (floor_test.go).
+	Floor      []cellResult       `json:"external_plugin_floor,omitempty"`
+	Cells      []cellResult       `json:"cells"` // every op's medians, in run order
+	Runs       []cellResult       `json:"runs"`
+	Ratios     []ratioRow         `json:"ratios"`
+	Revocation []revocationResult `json:"revocation"`
+	Plugin     pluginResult       `json:"plugin"`
+	Calls      callsResult        `json:"upstream_calls"`
+	Targets    []targetResult     `json:"targets"`
+	Notes      []string           `json:"notes"`
 }
 
 // runBench runs every phase and returns the report; failures of correctness

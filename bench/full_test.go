@@ -44,6 +44,10 @@ func TestBench(t *testing.T) {
 			issueCells([]time.Duration{100 * time.Millisecond}, 32, 128),
 			scopedIssueCells([]time.Duration{0}, 16),
 			scopedIssueCells([]time.Duration{100 * time.Millisecond}, 32),
+			// What any engine served this way pays (floor_test.go).
+			floorCells(opFloorHop, 1, 16),
+			floorCells(opFloorLease, 1, 16),
+			floorCells(opFloorWrites, 1, 16),
 		},
 		Reps:            3,
 		PerCell:         12000,

@@ -14,49 +14,18 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/vault-plugin-openai/vault-plugin-openai/e2e/harness"
 )
 
-var loadgenBuild struct {
-	mu   sync.Mutex
-	path string
-}
-
-// loadgenBin builds cmd/loadgen once per test (a benchmark run) into a
-// temporary directory removed when that test ends.
+// loadgenBin is cmd/loadgen, built once per test (a benchmark run).
 func loadgenBin(t *testing.T) string {
 	t.Helper()
-	loadgenBuild.mu.Lock()
-	defer loadgenBuild.mu.Unlock()
-	if loadgenBuild.path != "" {
-		return loadgenBuild.path
-	}
-	dir, err := os.MkdirTemp("", "bench-loadgen-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "loadgen")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", path, "./cmd/loadgen")
-	cmd.Dir = filepath.Join(harness.Suite.RepoRoot, "bench")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		t.Fatalf("building the load generator: %v\n%s", err, out)
-	}
-	loadgenBuild.path = path
-	t.Cleanup(func() {
-		loadgenBuild.mu.Lock()
-		defer loadgenBuild.mu.Unlock()
-		loadgenBuild.path = ""
-		os.RemoveAll(dir)
-	})
-	return path
+	return benchCommand(t, "loadgen")
 }
 
 // loadTarget is one request the generator repeats.

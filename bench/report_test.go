@@ -12,8 +12,13 @@ import (
 	"testing"
 )
 
-func findCell(cells []cellResult, latMS, n int) (cellResult, bool) {
+// findCell finds the cell at upstream latency latMS (any, for KV writes) and
+// n clients; with op, only a cell of that op.
+func findCell(cells []cellResult, latMS, n int, op ...string) (cellResult, bool) {
 	for _, c := range cells {
+		if len(op) > 0 && c.Op != op[0] {
+			continue
+		}
 		if (c.LatencyMS == latMS || c.Op == "kv_write") && c.Concurrency == n {
 			return c, true
 		}
@@ -250,6 +255,8 @@ func markdown(rep *benchReport) string {
 		}
 		w("\n")
 	}
+
+	w("%s", floorSection(rep))
 
 	w("## Every cell: CPU and storage per request\n\n")
 	w("Medians over the repetitions. CPU ms per measured request of Vault, the plugin, the load generator and the fake (the test process, which serves it in-process); our share of the machine (all four), the machine's busy share (the difference is anything else running) and the hypervisor's steal. Barrier puts and deletes: Vault's encrypted storage operations per request (its own and the plugin's). Upstream calls per successful request, counted at the fake.\n\n")

@@ -41,7 +41,14 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 	// The Vault is discarded afterwards, which is cheaper than revoking the
 	// thousands of leases the matrix leaves.
 	{
-		e := newBenchEnv(t, rep, harness.VaultOptions{}, true)
+		opts := harness.VaultOptions{}
+		if hasFloorCells(cfg) {
+			opts.PluginDir = floorPluginDir(t)
+		}
+		e := newBenchEnv(t, rep, opts, true)
+		if hasFloorCells(cfg) {
+			e.mountFloor(opts.PluginDir)
+		}
 		e.f.AddProject(benchFloorProject, "Benchmark floor", "active")
 		cells := cellOrder(cfg.Cells)
 		for r := 1; r <= cfg.Reps; r++ {
@@ -80,6 +87,8 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 				rep.Issue = append(rep.Issue, m)
 			case opIssueScoped:
 				rep.IssueScoped = append(rep.IssueScoped, m)
+			case opFloorHop, opFloorLease, opFloorWrites:
+				rep.Floor = append(rep.Floor, m)
 			}
 		}
 		slices.SortStableFunc(rep.Issue, func(a, b cellResult) int { return cmp.Or(a.LatencyMS-b.LatencyMS, a.Concurrency-b.Concurrency) })

@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,6 +28,9 @@ func TestBenchSmoke(t *testing.T) {
 			issueCells([]time.Duration{0}, 1, 16),
 			issueCells([]time.Duration{50 * time.Millisecond}, 16),
 			scopedIssueCells([]time.Duration{50 * time.Millisecond}, 16),
+			floorCells(opFloorHop, 1),
+			floorCells(opFloorLease, 1),
+			floorCells(opFloorWrites, 1),
 		},
 		Reps:            2,
 		PerCell:         60,
@@ -37,15 +42,28 @@ func TestBenchSmoke(t *testing.T) {
 		Contract:        true,
 	})
 	writeReport(t, rep, dir)
-	if len(rep.Runs) != 2*8 || len(rep.Issue) != 3 || len(rep.IssueScoped) != 1 || len(rep.KVFloor) != 2 || len(rep.SDKFloor) != 2 {
-		t.Errorf("%d runs (want 16), %d issue, %d scoped issue, %d KV, %d upstream medians (want 3, 1, 2, 2)",
-			len(rep.Runs), len(rep.Issue), len(rep.IssueScoped), len(rep.KVFloor), len(rep.SDKFloor))
+	if len(rep.Runs) != 2*11 || len(rep.Issue) != 3 || len(rep.IssueScoped) != 1 || len(rep.KVFloor) != 2 || len(rep.SDKFloor) != 2 || len(rep.Floor) != 3 {
+		t.Errorf("%d runs (want 22), %d issue, %d scoped issue, %d KV, %d upstream, %d floor medians (want 3, 1, 2, 2, 3)",
+			len(rep.Runs), len(rep.Issue), len(rep.IssueScoped), len(rep.KVFloor), len(rep.SDKFloor), len(rep.Floor))
+	}
+	// The floor's paths do what they claim: the hop stores nothing, the
+	// lease only Vault's lease, lease-writes two entries more than that
+	// (within 0.2: Vault's own background writes land in any cell).
+	puts := map[string]float64{}
+	for _, c := range rep.Floor {
+		puts[c.Op] = c.PerRequest.BarrierPuts
+	}
+	if hop, lease, writes := puts[opFloorHop], puts[opFloorLease], puts[opFloorWrites]; hop > 0.2 || lease < 0.8 || math.Abs(writes-(lease+2)) > 0.2 {
+		t.Errorf("floor barrier puts per request: hop %.2f (want 0), lease %.2f (want >= 1), lease-writes %.2f (want lease + 2)", hop, lease, writes)
+	}
+	if md, err := os.ReadFile(filepath.Join(dir, "bench.md")); err != nil || !strings.Contains(string(md), "## The external-plugin floor") {
+		t.Errorf("bench.md lacks the floor section (read error %v)", err)
 	}
 	for _, c := range rep.Runs {
 		if c.Requests == 0 || c.PerRequest.LoadgenCPUMS <= 0 {
 			t.Errorf("%s at %dms, %d clients, rep %d: %d requests, load generator CPU %.3f ms/request", c.Op, c.LatencyMS, c.Concurrency, c.Rep, c.Requests, c.PerRequest.LoadgenCPUMS)
 		}
-		if c.Op != opUpstream && c.PerRequest.BarrierPuts <= 0 {
+		if c.Op != opUpstream && c.Op != opFloorHop && c.PerRequest.BarrierPuts <= 0 {
 			t.Errorf("%s at %dms, %d clients, rep %d: no barrier puts counted", c.Op, c.LatencyMS, c.Concurrency, c.Rep)
 		}
 	}
