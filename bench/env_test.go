@@ -33,6 +33,8 @@ type benchEnv struct {
 	// its process runs (default openai/ and harness.PluginName); an A/B
 	// comparison mounts two builds side by side in one Vault.
 	mount, pluginExe string
+	// floor is set once the floor plugin is mounted (floor_test.go).
+	floor bool
 	// inFlight counts DELETE requests being served by the fake.
 	inFlight, maxInFlight atomic.Int64
 }

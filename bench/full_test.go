@@ -48,6 +48,7 @@ func TestBench(t *testing.T) {
 			floorCells(opFloorHop, 1, 16),
 			floorCells(opFloorLease, 1, 16),
 			floorCells(opFloorWrites, 1, 16),
+			floorCells(opFloorCall, 1, 16),
 		},
 		Reps:            3,
 		PerCell:         12000,

@@ -19,7 +19,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
 )
 
 // loadgenBin is cmd/loadgen, built once per test (a benchmark run).

@@ -87,7 +87,7 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 				rep.Issue = append(rep.Issue, m)
 			case opIssueScoped:
 				rep.IssueScoped = append(rep.IssueScoped, m)
-			case opFloorHop, opFloorLease, opFloorWrites:
+			case opFloorHop, opFloorLease, opFloorWrites, opFloorCall:
 				rep.Floor = append(rep.Floor, m)
 			}
 		}

@@ -31,6 +31,7 @@ func TestBenchSmoke(t *testing.T) {
 			floorCells(opFloorHop, 1),
 			floorCells(opFloorLease, 1),
 			floorCells(opFloorWrites, 1),
+			floorCells(opFloorCall, 1),
 		},
 		Reps:            2,
 		PerCell:         60,
@@ -42,8 +43,8 @@ func TestBenchSmoke(t *testing.T) {
 		Contract:        true,
 	})
 	writeReport(t, rep, dir)
-	if len(rep.Runs) != 2*11 || len(rep.Issue) != 3 || len(rep.IssueScoped) != 1 || len(rep.KVFloor) != 2 || len(rep.SDKFloor) != 2 || len(rep.Floor) != 3 {
-		t.Errorf("%d runs (want 22), %d issue, %d scoped issue, %d KV, %d upstream, %d floor medians (want 3, 1, 2, 2, 3)",
+	if len(rep.Runs) != 2*12 || len(rep.Issue) != 3 || len(rep.IssueScoped) != 1 || len(rep.KVFloor) != 2 || len(rep.SDKFloor) != 2 || len(rep.Floor) != 4 {
+		t.Errorf("%d runs (want 24), %d issue, %d scoped issue, %d KV, %d upstream, %d floor medians (want 3, 1, 2, 2, 4)",
 			len(rep.Runs), len(rep.Issue), len(rep.IssueScoped), len(rep.KVFloor), len(rep.SDKFloor), len(rep.Floor))
 	}
 	// The floor's paths do what they claim: the hop stores nothing, the

@@ -12,18 +12,28 @@
 //     lease registration);
 //   - lease-writes: two storage writes one after the other, then the lease:
 //     the shape of a crash-safe issue (an entry written before the external
-//     call, a record after it) with no external call and nothing else.
+//     call, a record after it) with no external call and nothing else;
+//   - lease-writes-call: the same with one HTTP POST between the writes (to
+//     FLOOR_UPSTREAM_URL with FLOOR_UPSTREAM_AUTHORIZATION, set by the
+//     benchmark at registration: the fake's create-account endpoint), plain
+//     net/http on keep-alive connections: the least an issue can be.
 //
 // Revoking or renewing its leases does nothing. It is built and registered
 // only by the benchmark (bench/floor_test.go), never shipped.
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -87,16 +97,23 @@ func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 				}),
 			},
 			{
+				Pattern:         "lease-writes-call",
+				HelpSynopsis:    "Two storage writes around one upstream HTTP call, then a lease: the least an issue can be.",
+				HelpDescription: "Writes guard/<id>, POSTs to FLOOR_UPSTREAM_URL, writes record/<id>, and answers a one-hour lease.",
+				Operations: read(func(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+					if err := writesAround(ctx, req.Storage, upstreamCall); err != nil {
+						return nil, err
+					}
+					return lease(), nil
+				}),
+			},
+			{
 				Pattern:         "lease-writes",
 				HelpSynopsis:    "Two storage writes, then a lease: a crash-safe issue with no external call.",
 				HelpDescription: "Writes guard/<id>, then record/<id>, one after the other, and answers a one-hour lease.",
 				Operations: read(func(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-					id := randomID()
-					entry := []byte(`{"name":"floor-` + id + `","created_at":` + strconv.FormatInt(time.Now().Unix(), 10) + `}`)
-					for _, key := range []string{"guard/" + id, "record/" + id} {
-						if err := req.Storage.Put(ctx, &logical.StorageEntry{Key: key, Value: entry}); err != nil {
-							return nil, err
-						}
+					if err := writesAround(ctx, req.Storage, nil); err != nil {
+						return nil, err
 					}
 					return lease(), nil
 				}),
@@ -117,6 +134,52 @@ func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 		return nil, err
 	}
 	return b, nil
+}
+
+// writesAround writes an entry, runs call (if any), then writes a record:
+// the two writes of a crash-safe issue around its external call.
+func writesAround(ctx context.Context, s logical.Storage, call func(context.Context, string) error) error {
+	id := randomID()
+	entry := []byte(`{"name":"floor-` + id + `","created_at":` + strconv.FormatInt(time.Now().Unix(), 10) + `}`)
+	if err := s.Put(ctx, &logical.StorageEntry{Key: "guard/" + id, Value: entry}); err != nil {
+		return err
+	}
+	if call != nil {
+		if err := call(ctx, id); err != nil {
+			return err
+		}
+	}
+	return s.Put(ctx, &logical.StorageEntry{Key: "record/" + id, Value: entry})
+}
+
+// upstream is one keep-alive client for every upstream call, as the engine
+// keeps one.
+var upstream = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: time.Minute}
+
+// upstreamCall POSTs one create to FLOOR_UPSTREAM_URL and reads the answer.
+func upstreamCall(ctx context.Context, id string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, os.Getenv("FLOOR_UPSTREAM_URL"), strings.NewReader(`{"name":"floor-`+id+`"}`))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", os.Getenv("FLOOR_UPSTREAM_AUTHORIZATION"))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := upstream.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("upstream answered HTTP %d", resp.StatusCode)
+	}
+	if !bytes.Contains(body, []byte(`"api_key"`)) {
+		return errors.New("upstream answer lacks api_key")
+	}
+	return nil
 }
 
 // randomID names one request's entries, as an issue's unique token does.
