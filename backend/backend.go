@@ -50,6 +50,13 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 		return nil, err
 	}
 	b := newBackend()
+	if conf != nil && conf.System != nil {
+		// Every request asks the SystemView for the replication state
+		// (replication_state_cache.go).
+		wrapped := *conf
+		wrapped.System = newReplicationStateCache(conf.System)
+		conf = &wrapped
+	}
 	if err := b.Setup(ctx, conf); err != nil {
 		return nil, err
 	}

@@ -12,7 +12,7 @@ import (
 // integers.
 func TestConfig_ReadDurationsAreIntegerSeconds(t *testing.T) {
 	e := newTestEnv(t)
-	e.withSystem(&ceSystemView{StaticSystemView: *e.b.Backend.System().(*logical.StaticSystemView)})
+	e.withSystem(&ceSystemView{StaticSystemView: *e.staticSystem()})
 	e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{
 		"admin_api_key": e.fake.AdminKey(), "base_url": e.url, "rotation_period": "1h",
 	})

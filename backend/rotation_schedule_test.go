@@ -22,7 +22,7 @@ import (
 // a key with an expiry is still rotated by the engine at 1/5 of its lifetime.
 func TestRotationExpiry_RotatesWhenVaultOwnsTheSchedule(t *testing.T) {
 	e := newTestEnv(t)
-	sys := &entSystemView{StaticSystemView: *e.b.Backend.System().(*logical.StaticSystemView)}
+	sys := &entSystemView{StaticSystemView: *e.staticSystem()}
 	e.withSystem(sys)
 	e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{
 		"admin_api_key": e.fake.AdminKey(), "base_url": e.url, "rotation_schedule": "0 3 * * SAT", "admin_api_key_ttl": "10h",
@@ -47,7 +47,7 @@ func TestRotationExpiry_RotatesWhenVaultOwnsTheSchedule(t *testing.T) {
 // rotation that keeps the key from expiring in use.
 func TestRotationExpiry_RotatesWithAutomatedRotationDisabled(t *testing.T) {
 	e := newTestEnv(t)
-	e.withSystem(&ceSystemView{StaticSystemView: *e.b.Backend.System().(*logical.StaticSystemView)})
+	e.withSystem(&ceSystemView{StaticSystemView: *e.staticSystem()})
 	e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{
 		"admin_api_key": e.fake.AdminKey(), "base_url": e.url, "disable_automated_rotation": true, "admin_api_key_ttl": "10h",
 	})
@@ -65,7 +65,7 @@ func TestRotationExpiry_RotatesWithAutomatedRotationDisabled(t *testing.T) {
 // rotated early too, and config read shows its expiry and the rotation.
 func TestRotationExpiry_SuppliedKeyWithOwnExpiry(t *testing.T) {
 	e := newTestEnv(t)
-	e.withSystem(&ceSystemView{StaticSystemView: *e.b.Backend.System().(*logical.StaticSystemView)})
+	e.withSystem(&ceSystemView{StaticSystemView: *e.staticSystem()})
 	id, value := e.expiringAdminKey(10 * time.Hour)
 	e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{"admin_api_key": value, "base_url": e.url})
 
@@ -99,7 +99,7 @@ func TestRotationExpiry_SuppliedKeyWithOwnExpiry(t *testing.T) {
 // once per key, not on every one-minute tick.
 func TestRotationExpiry_CannotRotateWarnsOnce(t *testing.T) {
 	e := newTestEnv(t)
-	logs := e.withSystem(&ceSystemView{StaticSystemView: *e.b.Backend.System().(*logical.StaticSystemView)})
+	logs := e.withSystem(&ceSystemView{StaticSystemView: *e.staticSystem()})
 	_, value := e.expiringAdminKey(10 * time.Hour)
 	e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{"admin_api_key": value, "base_url": e.url})
 	e.ageKey(time.Hour)
@@ -156,7 +156,7 @@ func (s *entSystemView) RegisterRotationJob(context.Context, *rotation.RotationJ
 
 func TestRotation_ScheduledByEngineOnCommunity(t *testing.T) {
 	e := newTestEnv(t)
-	sys := &ceSystemView{StaticSystemView: *e.b.Backend.System().(*logical.StaticSystemView)}
+	sys := &ceSystemView{StaticSystemView: *e.staticSystem()}
 	e.b.Backend.Setup(context.Background(), &logical.BackendConfig{System: sys, Logger: e.b.Logger(), StorageView: e.storage})
 	e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{
 		"admin_api_key": e.fake.AdminKey(), "base_url": e.url, "rotation_period": "1h",
@@ -190,7 +190,7 @@ func TestRotation_ScheduledByEngineOnCommunity(t *testing.T) {
 
 func TestRotation_RegisteredWithVaultOnEnterprise(t *testing.T) {
 	e := newTestEnv(t)
-	sys := &entSystemView{StaticSystemView: *e.b.Backend.System().(*logical.StaticSystemView)}
+	sys := &entSystemView{StaticSystemView: *e.staticSystem()}
 	e.b.Backend.Setup(context.Background(), &logical.BackendConfig{System: sys, Logger: e.b.Logger(), StorageView: e.storage})
 	e.mustOK(logical.UpdateOperation, "config", map[string]interface{}{
 		"admin_api_key": e.fake.AdminKey(), "base_url": e.url, "rotation_schedule": "0 * * * SAT",

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vault-plugin-openai/vault-plugin-openai/fakeopenai"
@@ -513,4 +514,27 @@ func writeAPIError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(`{"error":{"message":"` + msg + `","type":"error","code":"` + code + `"}}`))
+}
+
+// staticSystem is the test's SystemView under the backend's replication-state
+// cache (replication_state_cache.go), for tests that change its values.
+func (e *testEnv) staticSystem() *logical.StaticSystemView {
+	e.t.Helper()
+	sys, ok := unwrapSystemView(e.b.Backend.System()).(*logical.StaticSystemView)
+	if !ok {
+		e.t.Fatalf("the backend's SystemView is %T, not a StaticSystemView", e.b.Backend.System())
+	}
+	return sys
+}
+
+// setReplicationState makes the node's replication state st at once, as a
+// node gets when Vault sets the mount up anew in its new role.
+func (e *testEnv) setReplicationState(st consts.ReplicationState) {
+	e.t.Helper()
+	e.staticSystem().ReplicationStateVal = st
+	if c, ok := e.b.Backend.System().(*replicationStateCache); ok {
+		c.mu.Lock()
+		c.at = time.Time{}
+		c.mu.Unlock()
+	}
 }

@@ -215,7 +215,6 @@ func TestTidy_PeriodicHonoursIntervalAndReplicationState(t *testing.T) {
 	e := newTestEnv(t)
 	e.configure()
 	e.writeRole("app", map[string]interface{}{"max_ttl": "1h"})
-	sys := e.b.System().(*logical.StaticSystemView)
 	periodic := func() {
 		t.Helper()
 		if err := e.b.periodicFunc(context.Background(), &logical.Request{Storage: e.storage}); err != nil {
@@ -230,18 +229,18 @@ func TestTidy_PeriodicHonoursIntervalAndReplicationState(t *testing.T) {
 
 	// A performance standby never tidies.
 	id := stale()
-	sys.ReplicationStateVal = consts.ReplicationPerformanceStandby
+	e.setReplicationState(consts.ReplicationPerformanceStandby)
 	periodic()
 	if !e.liveAccountIDs()[id] {
 		t.Fatal("a performance standby swept")
 	}
 	// A performance secondary's active node tidies its own local records.
-	sys.ReplicationStateVal = consts.ReplicationPerformanceSecondary
+	e.setReplicationState(consts.ReplicationPerformanceSecondary)
 	periodic()
 	if e.liveAccountIDs()[id] {
 		t.Fatal("the first due run did not tidy")
 	}
-	sys.ReplicationStateVal = 0
+	e.setReplicationState(0)
 
 	// Not due again for an hour.
 	id = stale()
