@@ -106,20 +106,12 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 		return nil, err
 	}
 
-	sys := b.System()
-	mountMax := mountMaxTTL(ctx, sys)
-	maxTTL := effectiveMaxTTL(mountMax, role.MaxTTL)
-	ttl, warnings, err := framework.CalculateTTL(fixedMaxTTL{sys, mountMax}, requested, role.TTL, 0, maxTTL, 0, time.Time{})
-	if err != nil {
-		return nil, err
-	}
 	rawScopes, scopesGiven := d.GetOk("scopes")
 	requestedScopes, _ := rawScopes.([]string)
 	scopes, scopeResp := narrowScopes(roleName, role.Scopes, requestedScopes, scopesGiven)
 	if scopeResp != nil {
 		return scopeResp, nil
 	}
-	spec := keySpec{Scopes: scopes, ExpiresIn: issueKeyLifetime(role.expiryFollowsLease(), ttl, maxTTL, cfg.expiryGrace())}
 
 	if tmplErr != nil {
 		return logical.ErrorResponse("name_template of role %q: %s", roleName, tmplErr), nil
@@ -142,12 +134,11 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 	// Released unless the account's record was written (commitCreate).
 	defer res.release()
 
-	// No key expiry may pass this, renewals included (key_expiry.go).
-	keyExpiryCap := time.Now().Add(maxTTL).Unix()
+	terms := &issueTerms{sys: b.System(), role: role, requested: requested, scopes: scopes, grace: cfg.expiryGrace()}
 	who := issuerOf(req)
-	sa, rec, err := b.createServiceAccount(ctx, req.Storage, client, role.ProjectID, roleName, base, maxTTL, spec, who, res)
+	sa, rec, err := b.createServiceAccount(ctx, req.Storage, client, role.ProjectID, roleName, base, terms, who, res)
 	if fresh := b.clientAfterAuthFailure(ctx, req.Storage, client, err); fresh != nil {
-		sa, rec, err = b.createServiceAccount(ctx, req.Storage, fresh, role.ProjectID, roleName, base, maxTTL, spec, who, res)
+		sa, rec, err = b.createServiceAccount(ctx, req.Storage, fresh, role.ProjectID, roleName, base, terms, who, res)
 	}
 	if err != nil {
 		cause := issueFailureCause(err)
@@ -187,18 +178,18 @@ func (b *backend) pathCredsIssue(ctx context.Context, req *logical.Request, d *f
 			ProjectID:          role.ProjectID,
 			APIKeyID:           sa.KeyID,
 			Role:               roleName,
-			MaxTTLSeconds:      int64(maxTTL.Seconds()),
+			MaxTTLSeconds:      int64(terms.maxTTL.Seconds()),
 			ExpiryFollowsLease: role.expiryFollowsLease() && sa.KeyID != "",
-			KeyExpiryCap:       keyExpiryCap,
+			KeyExpiryCap:       terms.keyExpiryCap,
 		}.toMap(),
 	)
-	resp.Secret.TTL = ttl
-	resp.Secret.MaxTTL = maxTTL
-	for _, w := range warnings {
+	resp.Secret.TTL = terms.ttl
+	resp.Secret.MaxTTL = terms.maxTTL
+	for _, w := range terms.warnings {
 		resp.AddWarning(w)
 	}
 	b.metrics.keyIssued(roleName)
-	b.Logger().Info("issued key", append(rec.logFields(), "request_id", req.ID, "ttl_s", int64(ttl.Seconds()),
+	b.Logger().Info("issued key", append(rec.logFields(), "request_id", req.ID, "ttl_s", int64(terms.ttl.Seconds()),
 		"scopes", len(scopes))...)
 	return resp, nil
 }
@@ -217,12 +208,14 @@ func effectiveMaxTTL(mountMax, roleMax time.Duration) time.Duration {
 }
 
 // createServiceAccount makes the upstream calls of an issue (one, or two
-// with scopes: scoped_create.go), guarded by a WAL entry written first: if the process dies, or the response is lost after
-// OpenAI created the account, rollback finds the account by the unique token
-// in its name and deletes it. base is the template's part of the name.
-// The returned record is the key's ledger entry, written committed.
+// with scopes: scoped_create.go), guarded by a WAL entry written first: if
+// the process dies, or the response is lost after OpenAI created the account,
+// rollback finds the account by the unique token in its name and deletes it.
+// base is the template's part of the name. The issue's terms are settled
+// after the entry is written (issue_terms.go). The returned record is the
+// key's ledger entry, written committed.
 func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, client adminClient, projectID, roleName, base string,
-	lifetime time.Duration, spec keySpec, who ledgerIssuer, res *liveKeyReservation) (*serviceAccountKey, *accountRecord, error) {
+	terms *issueTerms, who ledgerIssuer, res *liveKeyReservation) (*serviceAccountKey, *accountRecord, error) {
 	name, token, err := uniqueName(base)
 	if err != nil {
 		return nil, nil, err
@@ -233,19 +226,23 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 		Name:      name,
 		Token:     token,
 		CreatedAt: now.Unix(),
-		ExpiresAt: now.Add(lifetime).Unix(),
+		ExpiresAt: now.Add(terms.lifetimeBound()).Unix(),
 	}
 	walID, err := framework.PutWAL(ctx, s, walKindServiceAccount, wal)
 	if err != nil {
 		return nil, nil, &storageErr{fmt.Errorf("write WAL entry: %w", err)}
 	}
 	crashpoint(b.Logger(), "issue.after_wal")
+	if err := terms.settle(ctx); err != nil {
+		b.deleteWALQuietly(ctx, s, walID)
+		return nil, nil, err
+	}
 
 	// The create must be over before rollback may act on its entry, whatever
 	// the request's own deadline: the client bounds it by retry_budget plus
 	// one request_timeout, and this caps it below the rollback age too.
 	cctx, cancel := context.WithTimeout(ctx, b.createTimeLimit())
-	sa, err := b.createAccountWithKey(cctx, ctx, client, projectID, name, spec)
+	sa, err := b.createAccountWithKey(cctx, ctx, client, projectID, name, terms.spec)
 	cancel()
 	crashpoint(b.Logger(), "issue.after_create")
 	if err != nil {
@@ -268,8 +265,8 @@ func (b *backend) createServiceAccount(ctx context.Context, s logical.Storage, c
 		}
 	}
 
-	rec := newAccountRecord(sa, projectID, roleName, now, lifetime)
-	rec.recordIssue(sa, spec.Scopes, who)
+	rec := newAccountRecord(sa, projectID, roleName, now, terms.maxTTL)
+	rec.recordIssue(sa, terms.spec.Scopes, who)
 	if err := b.commitCreate(ctx, s, walID, token, rec, res); err != nil {
 		return nil, nil, err
 	}
@@ -288,12 +285,3 @@ func (b *backend) deleteWALQuietly(ctx context.Context, s logical.Storage, walID
 func (b *backend) createTimeLimit() time.Duration {
 	return max(b.WALRollbackMinAge-createCommitMargin, time.Second)
 }
-
-// fixedMaxTTL answers MaxLeaseTTL with a value already fetched in this
-// request, so CalculateTTL does not ask Vault over gRPC a second time.
-type fixedMaxTTL struct {
-	logical.SystemView
-	max time.Duration
-}
-
-func (s fixedMaxTTL) MaxLeaseTTL() time.Duration { return s.max }
