@@ -7,8 +7,6 @@ package bench
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,29 +70,9 @@ func hasFloorCells(cfg benchConfig) bool {
 func floorPluginDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	copyExecutable(t, harness.Suite.PluginPath, filepath.Join(dir, harness.PluginName))
-	copyExecutable(t, benchCommand(t, "floorplugin"), filepath.Join(dir, floorPluginName))
+	harness.CopyExecutable(t, harness.Suite.PluginPath, filepath.Join(dir, harness.PluginName))
+	harness.CopyExecutable(t, benchCommand(t, "floorplugin"), filepath.Join(dir, floorPluginName))
 	return dir
-}
-
-func copyExecutable(t *testing.T, from, to string) {
-	t.Helper()
-	src, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // mountFloor registers the floor plugin (by SHA-256, from the Vault's plugin

@@ -3,13 +3,14 @@
 package e2e
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/vault-plugin-openai/vault-plugin-openai/e2e/harness"
 )
 
 // Vault refuses to run a plugin binary whose SHA-256 differs from the registered
@@ -18,7 +19,7 @@ func TestBadSHA256Refused(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, pluginName)
-	copyFile(t, suite.pluginPath, bin)
+	harness.CopyExecutable(t, suite.pluginPath, bin)
 	v := startVault(t, VaultOptions{PluginDir: dir})
 
 	// Registered as built, then the file on disk is swapped for a different one.
@@ -75,24 +76,5 @@ func TestBadSHA256Refused(t *testing.T) {
 	// whatever Vault did.)
 	if pids := v.PluginPIDs(); len(pids) != 0 {
 		t.Errorf("plugin processes %v run under Vault although the binary was refused", pids)
-	}
-}
-
-func copyFile(t testing.TB, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -30,7 +30,7 @@ func TestUpgradeKeepsLeases(t *testing.T) {
 			// TestMain built this one already, alike (race, tags, version
 			// stamped): a copy saves a race-enabled link, a minute or more
 			// on 2 shared cores.
-			copyFile(t, suite.pluginPath, path)
+			harness.CopyExecutable(t, suite.pluginPath, path)
 			sum, err := harness.FileSHA256(path)
 			if err != nil || sum != suite.pluginSHA {
 				t.Fatalf("copy of the suite's plugin: sha %s, %v; want %s", sum, err, suite.pluginSHA)

@@ -4,7 +4,6 @@ package cluster
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -56,9 +55,7 @@ func TestRollingUpgradeUnderLoad(t *testing.T) {
 
 	// Step 1, node by node: the binary into each plugin directory. Nothing runs it yet.
 	for i := range c.Nodes {
-		if err := copyFile(built, filepath.Join(c.PluginDir(i+1), bin2)); err != nil {
-			t.Fatal(err)
-		}
+		harness.CopyExecutable(t, built, filepath.Join(c.PluginDir(i+1), bin2))
 	}
 	// Steps 2-4, on the active node (catalog and mount table are cluster-wide).
 	av := c.Node(active)
@@ -209,14 +206,6 @@ func runsVersion(t *testing.T, c *harness.Cluster, i int, version string) {
 	if err != nil || sum != m.RunningSha256 {
 		t.Fatalf("node %d runs %s, whose sha256 %.12s is not the mount's %.12s (%v)", i, exes[0], sum, m.RunningSha256, err)
 	}
-}
-
-func copyFile(from, to string) error {
-	b, err := os.ReadFile(from)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(to, b, 0o755)
 }
 
 // issuers are clients each pinned to one node (round robin), issuing keys in a
