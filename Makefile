@@ -88,7 +88,7 @@ test-faults:
 # dependencies): the engine driven through a real Vault dev server against the
 # in-process fake, on the e2e suite's harness (e2e/harness). The plugin is built
 # with its pprof listener (tag pprof) and without -race. Writes bench/results/
-# (~5 min on 2 cores).
+# (~6 min on 2 cores).
 bench:
 	cd bench && VAULT_BIN="$$(../scripts/vault.sh)" PLUGIN_VERSION=$(VERSION) \
 		$(GO) test -tags bench -count=1 -timeout 20m -run '^TestBench$$' -v .
