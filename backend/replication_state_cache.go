@@ -50,11 +50,3 @@ func (c *replicationStateCache) ReplicationState() consts.ReplicationState {
 	}
 	return c.state
 }
-
-// unwrapSystemView is the SystemView Vault gave the backend.
-func unwrapSystemView(sys logical.SystemView) logical.SystemView {
-	if c, ok := sys.(*replicationStateCache); ok {
-		return c.SystemView
-	}
-	return sys
-}

@@ -520,11 +520,15 @@ func writeAPIError(w http.ResponseWriter, status int, code, msg string) {
 // cache (replication_state_cache.go), for tests that change its values.
 func (e *testEnv) staticSystem() *logical.StaticSystemView {
 	e.t.Helper()
-	sys, ok := unwrapSystemView(e.b.Backend.System()).(*logical.StaticSystemView)
+	var sys logical.SystemView = e.b.Backend.System()
+	if c, ok := sys.(*replicationStateCache); ok {
+		sys = c.SystemView
+	}
+	static, ok := sys.(*logical.StaticSystemView)
 	if !ok {
 		e.t.Fatalf("the backend's SystemView is %T, not a StaticSystemView", e.b.Backend.System())
 	}
-	return sys
+	return static
 }
 
 // setReplicationState makes the node's replication state st at once, as a
