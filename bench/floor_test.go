@@ -55,10 +55,16 @@ func floorCells(op string, clients ...int) cellDef {
 	}}
 }
 
+// isFloorOp reports whether op is one of the floor plugin's.
+func isFloorOp(op string) bool {
+	_, ok := floorPaths[op]
+	return ok
+}
+
 // hasFloorCells reports whether cfg measures the floor plugin.
 func hasFloorCells(cfg benchConfig) bool {
 	for _, d := range cfg.Cells {
-		if _, ok := floorPaths[d.Op]; ok {
+		if isFloorOp(d.Op) {
 			return true
 		}
 	}

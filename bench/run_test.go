@@ -42,11 +42,12 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 	// thousands of leases the matrix leaves.
 	{
 		opts := harness.VaultOptions{}
-		if hasFloorCells(cfg) {
+		floor := hasFloorCells(cfg)
+		if floor {
 			opts.PluginDir = floorPluginDir(t)
 		}
 		e := newBenchEnv(t, rep, opts, true)
-		if hasFloorCells(cfg) {
+		if floor {
 			e.mountFloor(opts.PluginDir)
 		}
 		e.f.AddProject(benchFloorProject, "Benchmark floor", "active")
@@ -87,8 +88,10 @@ func runBench(t *testing.T, cfg benchConfig) *benchReport {
 				rep.Issue = append(rep.Issue, m)
 			case opIssueScoped:
 				rep.IssueScoped = append(rep.IssueScoped, m)
-			case opFloorHop, opFloorLease, opFloorWrites, opFloorCall:
-				rep.Floor = append(rep.Floor, m)
+			default:
+				if isFloorOp(c.def.Op) {
+					rep.Floor = append(rep.Floor, m)
+				}
 			}
 		}
 		slices.SortStableFunc(rep.Issue, func(a, b cellResult) int { return cmp.Or(a.LatencyMS-b.LatencyMS, a.Concurrency-b.Concurrency) })

@@ -76,6 +76,15 @@ func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 		resp.Secret.TTL = leaseTTL
 		return resp
 	}
+	// leaseAfterWrites answers a lease once writesAround(call) succeeded.
+	leaseAfterWrites := func(call func(context.Context, string) error) framework.OperationFunc {
+		return func(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+			if err := writesAround(ctx, req.Storage, call); err != nil {
+				return nil, err
+			}
+			return lease(), nil
+		}
+	}
 	b = &framework.Backend{
 		Help:        "The benchmark's external-plugin floor: paths that do nothing of their own.",
 		BackendType: logical.TypeLogical,
@@ -100,23 +109,13 @@ func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 				Pattern:         "lease-writes-call",
 				HelpSynopsis:    "Two storage writes around one upstream HTTP call, then a lease: the least an issue can be.",
 				HelpDescription: "Writes guard/<id>, POSTs to FLOOR_UPSTREAM_URL, writes record/<id>, and answers a one-hour lease.",
-				Operations: read(func(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-					if err := writesAround(ctx, req.Storage, upstreamCall); err != nil {
-						return nil, err
-					}
-					return lease(), nil
-				}),
+				Operations:      read(leaseAfterWrites(upstreamCall)),
 			},
 			{
 				Pattern:         "lease-writes",
 				HelpSynopsis:    "Two storage writes, then a lease: a crash-safe issue with no external call.",
 				HelpDescription: "Writes guard/<id>, then record/<id>, one after the other, and answers a one-hour lease.",
-				Operations: read(func(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-					if err := writesAround(ctx, req.Storage, nil); err != nil {
-						return nil, err
-					}
-					return lease(), nil
-				}),
+				Operations:      read(leaseAfterWrites(nil)),
 			},
 		},
 		Secrets: []*framework.Secret{{
